@@ -1,0 +1,74 @@
+# The front door: every task a user or CI runs is one target here, delegating to a script or tool.
+
+PYTHON      ?= python3
+# The virtual environment lives outside the clone, keyed by the lock files, so fresh clones (CI) reuse it.
+LOCK_HASH   := $(shell cat requirements/image.txt requirements/dev.txt | sha256sum | cut -c1-12)
+VENV        ?= $(HOME)/.cache/sm-textclf/venv-$(LOCK_HASH)
+PY          := $(VENV)/bin/python
+
+IMAGE       ?= sagemaker-text-classifier
+TAG         ?= latest
+# The base for users: a pinned public PyTorch CUDA runtime image (docker/base-image.env holds the pin).
+# For machines without a registry, `make base-image` builds LOCAL_BASE from Debian packages and PyPI.
+LOCAL_BASE  ?= textclf-base:local
+BASE_IMAGE  ?= $(LOCAL_BASE)
+PORT        ?= 8080
+PYTEST_ARGS ?=
+BENCH_ARGS  ?=
+
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: venv test test-fast lint demo base-image image local-train local-serve predict push bench lock clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements/image.txt requirements/dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip==25.3
+	$(VENV)/bin/pip install --quiet -r requirements/dev.txt
+	touch $@
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: venv lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Unit, train and serve tests without the slow pretrained-model run and without Docker.
+test-fast: venv
+	$(PY) -m pytest -m "not slow and not container" $(PYTEST_ARGS)
+
+demo: venv
+	IMAGE=$(IMAGE) TAG=$(TAG) BASE_IMAGE=$(BASE_IMAGE) LOCAL_BASE=$(LOCAL_BASE) PORT=$(PORT) PY=$(PY) local_test/demo.sh
+
+base-image:
+	docker/build-base-image.sh $(LOCAL_BASE)
+
+image:
+	docker/build-image.sh $(IMAGE):$(TAG) $(BASE_IMAGE) $(LOCAL_BASE)
+
+local-train:
+	PY=$(PY) local_test/train_local.sh $(IMAGE):$(TAG)
+
+local-serve:
+	PORT=$(PORT) local_test/serve_local.sh $(IMAGE):$(TAG)
+
+predict:
+	PORT=$(PORT) local_test/predict.sh
+
+push:
+	@echo "push: not built yet (shipping to ECR is a later issue)"; exit 2
+
+# Serving: requests/s and p50/p99 of the real `serve` under wrk, concurrency 1 and 16, batching on and off.
+# Speed targets live here, not in tests: seconds per training step, then serving req/s and latency.
+bench: venv
+	$(PY) bench/train_speed.py
+	$(PY) bench/serve_bench.py $(BENCH_ARGS)
+
+# Regenerate requirements/image.txt from the top-level pins in a scratch environment.
+lock:
+	tools/lock.sh
+
+clean:
+	rm -rf .pytest_cache build *.egg-info

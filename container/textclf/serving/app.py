@@ -1,0 +1,247 @@
+"""The Flask application: routes, request logging and headers. gunicorn builds it per worker with create_app().
+
+Routes: GET /ping (health), POST /invocations (CONTRACT B4), GET /execution-parameters (batch transform),
+GET /stats (this worker's batching counters). torch is never imported here: the model arrives through the
+loader, in the background, and requests reach it through one Inference object.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, Response, g, request
+
+from ..contract import ServingEnvironment, ml_paths, serving_environment
+from . import codecs
+from .batcher import DirectRunner, MicroBatcher
+from .errors import NotReady, PayloadTooLarge, json_error, register_error_handlers
+from .health import ModelLoader, WorkerGroup, worker_group
+from .inference import Inference
+from .settings import ServingSettings, load_settings
+
+log = logging.getLogger("textclf.serving")
+
+CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
+REQUEST_ID_HEADERS = ("X-Request-Id", "X-Amzn-SageMaker-Inference-Id", "X-Amzn-RequestId")
+EXTENSION = "textclf"
+# After a 413, at most this many times the payload limit is read and dropped; beyond it the connection closes.
+DISCARD_CAP_FACTOR = 4
+
+
+@dataclass
+class ServerState:
+    """Per-app objects, kept in app.extensions["textclf"]."""
+
+    env: ServingEnvironment
+    settings: ServingSettings
+    loader: ModelLoader
+    group: WorkerGroup
+    inference: Inference | None = None
+
+
+def load_model(env: ServingEnvironment, settings: ServingSettings) -> tuple[Any, Any]:
+    """The real loader: read the model directory, load and warm up the predictor, build the runner."""
+    from .modelinfo import describe_model
+
+    started = time.perf_counter()
+    info = describe_model(ml_paths().model_dir)
+    from .predictor import Predictor  # torch and transformers arrive here, in the loader thread
+
+    imported = time.perf_counter()
+    predictor = Predictor(info, settings)
+    loaded = time.perf_counter()
+    runner = build_runner(predictor.logits, settings)
+
+    def run(batch: list) -> list:
+        return runner.predict(batch, [len(features["input_ids"]) for features in batch], env.timeout_seconds)[0]
+
+    predictor.warm_up(settings.max_batch_size, settings.max_batch_tokens, run)
+    log.info(
+        "imports %.1f s, model load %.1f s, warm-up %.1f s",
+        imported - started,
+        loaded - imported,
+        time.perf_counter() - loaded,
+    )
+    return predictor, runner
+
+
+def build_runner(run_batch: Callable, settings: ServingSettings):
+    if settings.batching:
+        return MicroBatcher(
+            run_batch, settings.max_batch_size, settings.max_batch_tokens, settings.max_batch_delay_ms / 1000
+        )
+    return DirectRunner(run_batch, settings.max_batch_size, settings.max_batch_tokens)
+
+
+def create_app(
+    env: ServingEnvironment | None = None,
+    settings: ServingSettings | None = None,
+    load: Callable[[], tuple[Any, Any]] | None = None,
+    start: bool = True,
+    exit_on_failure: bool | None = None,
+) -> Flask:
+    """Build the app and start loading the model in the background.
+
+    Under gunicorn (`textclf.serving.app:create_app()`) everything comes from the environment and a worker whose
+    model cannot load stops the server; tests pass `load` (a fake predictor) and get an app for test_client().
+    """
+    env = env or serving_environment()
+    settings = settings or load_settings()
+    codecs.check_default_accept(env.default_accept)
+    group = worker_group()
+    if exit_on_failure is None:
+        exit_on_failure = group.run_dir is not None  # only under gunicorn
+    loader = ModelLoader(load or (lambda: load_model(env, settings)), group, exit_on_failure)
+    state = ServerState(env, settings, loader, group)
+
+    app = Flask(__name__)
+    app.extensions[EXTENSION] = state
+    register_error_handlers(app)
+    _register_logging(app, state)
+    _register_routes(app, state)
+    if start:
+        loader.start()
+    return app
+
+
+def _inference(state: ServerState) -> Inference:
+    if not state.loader.ready:
+        _, why = state.loader.health()
+        raise NotReady(why)
+    if state.inference is None:
+        state.inference = Inference(state.loader.predictor, state.loader.runner, state.env.timeout_seconds)
+    return state.inference
+
+
+def _refusal(env: ServingEnvironment, size: int | None = None) -> PayloadTooLarge:
+    what = f"{size} bytes, over" if size is not None else "over"
+    return PayloadTooLarge(
+        f"The request body is {what} the {env.max_payload_mb} MB limit (SAGEMAKER_MAX_PAYLOAD_IN_MB)."
+    )
+
+
+def _refuse_oversized(env: ServingEnvironment) -> None:
+    if request.content_length is not None and request.content_length > env.max_payload_bytes:
+        raise _refusal(env, request.content_length)
+
+
+def _read_body(env: ServingEnvironment) -> bytes:
+    """The body, read at most up to the limit: a chunked body (no Content-Length) is cut off there with 413."""
+    limit = env.max_payload_bytes
+    chunks, total = [], 0
+    while True:
+        chunk = request.stream.read(min(1 << 16, limit + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        chunks.append(chunk)
+        if total > limit:
+            raise _refusal(env)
+
+
+def _discard_rest(stream, cap: int) -> None:
+    """Read and drop what the client still sends, up to `cap` bytes, after the 413 went out: most HTTP clients
+    (requests, the AWS SDKs) read no answer before their body is sent, and would see a reset instead of 413."""
+    try:
+        while cap > 0:
+            chunk = stream.read(min(1 << 16, cap))
+            if not chunk:
+                return
+            cap -= len(chunk)
+    except (OSError, ValueError):
+        pass
+
+
+def _register_routes(app: Flask, state: ServerState) -> None:
+    env = state.env
+
+    @app.errorhandler(PayloadTooLarge)
+    def _too_large(exc: PayloadTooLarge):
+        response = json_error(exc.status, exc.message)
+        stream = request.environ.get("wsgi.input")
+        if stream is not None:  # runs once the answer is written, so the refusal comes before any reading
+            response.call_on_close(lambda: _discard_rest(stream, DISCARD_CAP_FACTOR * env.max_payload_bytes))
+        return response
+
+    @app.get("/ping")
+    def ping():
+        healthy, why = state.loader.health()
+        if not healthy:
+            raise NotReady(why)
+        return Response('{"status": "ready"}', mimetype="application/json")
+
+    @app.post("/invocations")
+    def invocations():
+        inference = _inference(state)
+        _refuse_oversized(env)  # by Content-Length, before a byte of the body is read
+        content_type = codecs.check_content_type(request.headers.get("Content-Type"))
+        accept = codecs.choose_accept(
+            request.headers.get("Accept"), content_type, env.default_accept, env.default_accept_set
+        )
+        body = _read_body(env)
+        decoded = codecs.decode(body, request.headers.get("Content-Type"), inference.text_pair)
+        results, largest = inference.classify(decoded)
+        g.texts = len(decoded.inputs)
+        response = Response(codecs.encode(results, accept, decoded.single), mimetype=accept)
+        response.headers["X-Textclf-Batch-Size"] = str(largest)
+        return response
+
+    @app.get("/execution-parameters")
+    def execution_parameters():
+        # Batch transform asks once before sending records. Two payloads per worker keep every batcher fed
+        # while the next one is in transit, unless the job fixed its own concurrency.
+        concurrency = env.max_concurrent_transforms or 2 * max(1, state.group.expected)
+        body = {
+            "MaxConcurrentTransforms": concurrency,
+            "BatchStrategy": env.batch_strategy,
+            "MaxPayloadInMB": env.max_payload_mb,
+        }
+        return Response(json.dumps(body), mimetype="application/json")
+
+    @app.get("/stats")
+    def stats():
+        runner = state.loader.runner
+        body = {
+            "pid": os.getpid(),
+            "state": state.loader.state.value,
+            "batching": state.settings.batching,
+            **(runner.stats.snapshot() if runner is not None else {}),
+        }
+        return Response(json.dumps(body), mimetype="application/json")
+
+
+def _register_logging(app: Flask, state: ServerState) -> None:
+    @app.before_request
+    def _start():
+        g.started = time.perf_counter()
+        g.request_id = next((request.headers[h] for h in REQUEST_ID_HEADERS if request.headers.get(h)), None)
+        g.request_id = (g.request_id or uuid.uuid4().hex[:16])[:64]
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        response.headers["X-Request-Id"] = g.get("request_id", "-")
+        if CUSTOM_ATTRIBUTES in request.headers:
+            # Accepted and answered, as SageMaker passes it through to the caller.
+            response.headers[CUSTOM_ATTRIBUTES] = request.headers[CUSTOM_ATTRIBUTES]
+        level = logging.DEBUG if request.path == "/ping" else logging.INFO
+        if log.isEnabledFor(level):
+            elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+            texts = g.get("texts")
+            log.log(
+                level,
+                "request %s %s %s %d %.1f ms%s",
+                g.get("request_id", "-"),
+                request.method,
+                request.path,
+                response.status_code,
+                elapsed,
+                f" texts={texts}" if texts else "",
+            )
+        return response

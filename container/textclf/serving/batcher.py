@@ -1,0 +1,243 @@
+"""Dynamic batching inside one worker: texts of concurrent requests share forward passes.
+
+Request threads submit their texts (already tokenised: only the token count matters here) and wait; one background
+thread takes what is pending, oldest first, groups it by length so padding stays small, cuts it into batches
+bounded by a text count and a padded-token budget, runs them and hands every request exactly its own results.
+It waits at most `max_delay_s` for company when a batch is not full. Knows nothing of torch: `run_batch` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import NotReady
+
+log = logging.getLogger("textclf.serving.batcher")
+
+RunBatch = Callable[[list[Any]], Sequence[Any]]
+
+
+@dataclass(eq=False)
+class _Ticket:
+    """One request's share: its results arrive by index; `done` is set when the last one lands."""
+
+    size: int
+    results: list = field(default_factory=list)
+    remaining: int = 0
+    error: BaseException | None = None
+    cancelled: bool = False
+    largest_batch: int = 0
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.results = [None] * self.size
+        self.remaining = self.size
+
+
+@dataclass(eq=False)
+class _Item:
+    ticket: _Ticket
+    index: int
+    payload: Any
+    length: int
+    arrived: float
+
+
+def plan_batches(lengths: Sequence[int], max_batch_size: int, max_batch_tokens: int) -> list[list[int]]:
+    """Indices of `lengths` cut into batches: sorted by length, each at most `max_batch_size` texts and at most
+    `max_batch_tokens` padded tokens (texts x longest); a text over the budget alone still gets a batch."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        # Ascending order: the newcomer is the longest, so the padded size is its length times the count.
+        if current and (len(current) >= max_batch_size or lengths[i] * (len(current) + 1) > max_batch_tokens):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+class BatchStats:
+    """Counters for tests, the stats endpoint and the bench: how large batches really were."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.batches = 0
+        self.texts = 0
+        self.shared_batches = 0  # batches holding texts of more than one request
+        self.sizes: Counter[int] = Counter()
+
+    def record(self, size: int, requests: int) -> None:
+        with self._lock:
+            self.batches += 1
+            self.texts += size
+            self.shared_batches += requests > 1
+            self.sizes[size] += 1
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {
+                "batches": self.batches,
+                "texts": self.texts,
+                "shared_batches": self.shared_batches,
+                "largest_batch": max(self.sizes, default=0),
+                "mean_batch": round(self.texts / self.batches, 2) if self.batches else 0.0,
+                "batch_sizes": {str(k): v for k, v in sorted(self.sizes.items())},
+            }
+
+
+class DirectRunner:
+    """TEXTCLF_BATCHING=off: each request runs its own texts in its own thread, batched only among themselves."""
+
+    def __init__(self, run_batch: RunBatch, max_batch_size: int, max_batch_tokens: int) -> None:
+        self.run_batch = run_batch
+        self.max_batch_size = max_batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.stats = BatchStats()
+
+    def predict(
+        self, payloads: Sequence[Any], lengths: Sequence[int], timeout: float | None = None
+    ) -> tuple[list, int]:
+        results: list = [None] * len(payloads)
+        largest = 0
+        for batch in plan_batches(lengths, self.max_batch_size, self.max_batch_tokens):
+            outputs = self.run_batch([payloads[i] for i in batch])
+            for i, output in zip(batch, outputs, strict=True):
+                results[i] = output
+            self.stats.record(len(batch), 1)
+            largest = max(largest, len(batch))
+        return results, largest
+
+    def close(self) -> None:
+        pass
+
+
+class MicroBatcher:
+    """One background thread per worker that packs pending texts of all requests into forward passes."""
+
+    def __init__(
+        self,
+        run_batch: RunBatch,
+        max_batch_size: int = 32,
+        max_batch_tokens: int = 8192,
+        max_delay_s: float = 0.0,
+        window: int | None = None,
+    ) -> None:
+        self.run_batch = run_batch
+        self.max_batch_size = max_batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.max_delay_s = max_delay_s
+        # How many pending texts (oldest first) one round sorts by length: wide enough to group well, narrow enough
+        # that a request arriving behind a very large one is not kept waiting for all of it.
+        self.window = window or max_batch_size * 4
+        self.stats = BatchStats()
+        self._pending: deque[_Item] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="textclf-batcher", daemon=True)
+        self._thread.start()
+
+    def predict(
+        self, payloads: Sequence[Any], lengths: Sequence[int], timeout: float | None = None
+    ) -> tuple[list, int]:
+        """Results for `payloads` in their order, and the largest batch they rode in. Blocks the calling thread."""
+        ticket = _Ticket(len(payloads))
+        if not payloads:
+            return [], 0
+        now = time.monotonic()
+        with self._cond:
+            if self._closed:
+                raise NotReady("The server is shutting down.")
+            self._pending.extend(
+                _Item(ticket, i, p, n, now) for i, (p, n) in enumerate(zip(payloads, lengths, strict=True))
+            )
+            self._cond.notify()
+        if not ticket.done.wait(timeout):
+            ticket.cancelled = True  # the batcher skips what is still pending for it
+            raise NotReady(f"Inference did not finish within {timeout:g} s (SAGEMAKER_MODEL_SERVER_TIMEOUT).")
+        if ticket.error is not None:
+            raise ticket.error
+        return ticket.results, ticket.largest_batch
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout=5)
+
+    # --- the background thread ----------------------------------------------------------------------------------
+
+    def _take(self) -> list[_Item]:
+        """Wait for work, then for company (up to max_delay after the oldest arrival), then take one window."""
+        with self._cond:
+            while not self._pending and not self._closed:
+                self._cond.wait()
+            if not self._pending:
+                return []
+            deadline = self._pending[0].arrived + self.max_delay_s
+            while not self._closed:
+                full = len(self._pending) >= self.max_batch_size
+                heavy = sum(item.length for item in self._pending) >= self.max_batch_tokens
+                remaining = deadline - time.monotonic()
+                if full or heavy or remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            taken = []
+            while self._pending and len(taken) < self.window:
+                item = self._pending.popleft()
+                if not item.ticket.cancelled:
+                    taken.append(item)
+            return taken
+
+    def _loop(self) -> None:
+        while True:
+            items = self._take()
+            if not items:
+                if self._closed:
+                    return
+                continue
+            for batch in plan_batches([item.length for item in items], self.max_batch_size, self.max_batch_tokens):
+                self._run([items[i] for i in batch])
+
+    def _run(self, items: list[_Item]) -> None:
+        # Skip texts whose request gave up (timed out) or already failed in another batch.
+        items = [item for item in items if not item.ticket.cancelled and item.ticket.error is None]
+        if not items:
+            return
+        started = time.monotonic()
+        try:
+            outputs = self.run_batch([item.payload for item in items])
+            if len(outputs) != len(items):
+                raise RuntimeError(f"run_batch returned {len(outputs)} results for {len(items)} inputs")
+        except BaseException as exc:  # every waiting request learns of it; the thread lives on
+            log.exception("batch of %d texts failed", len(items))
+            for ticket in {item.ticket for item in items}:
+                ticket.error = exc
+                ticket.done.set()
+            return
+        tickets = {item.ticket for item in items}
+        self.stats.record(len(items), len(tickets))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "batch of %d texts from %d requests, %d padded tokens, %.1f ms",
+                len(items),
+                len(tickets),
+                len(items) * max(item.length for item in items),
+                (time.monotonic() - started) * 1000,
+            )
+        for item, output in zip(items, outputs, strict=True):
+            ticket = item.ticket
+            ticket.results[item.index] = output
+            ticket.largest_batch = max(ticket.largest_batch, len(items))
+            ticket.remaining -= 1
+            if ticket.remaining == 0 and ticket.error is None:
+                ticket.done.set()

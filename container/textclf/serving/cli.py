@@ -1,0 +1,53 @@
+"""`serve`: check what can be checked without torch, then become gunicorn (exec: PID 1 in a container gets SIGTERM).
+
+A missing or unreadable model directory, or a bad setting, ends `serve` at once with exit code 2 and one
+paragraph on stderr saying what was wrong and what to change, instead of workers that crash and restart.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from ..contract import ml_paths, serving_environment
+from ..errors import UserError
+from .codecs import check_default_accept
+from .modelinfo import describe_model
+from .settings import cpu_count, load_settings, plan_processes, visible_gpu_ids
+
+CONTAINER_DIR = Path(__file__).resolve().parents[2]  # .../container, which holds the textclf package
+APP = "textclf.serving.app:create_app()"
+CONFIG = "python:textclf.serving.gunicorn_conf"
+EXIT_USAGE = 2
+
+
+def gunicorn_command() -> list[str]:
+    # The same interpreter that runs `serve` (the image's, or a virtual environment's) runs gunicorn.
+    return [sys.executable, "-m", "gunicorn", "-c", CONFIG, APP]
+
+
+def check() -> None:
+    """Everything that would make every worker fail, found before any worker starts."""
+    env = serving_environment()
+    settings = load_settings()
+    check_default_accept(env.default_accept)
+    plan_processes(env, settings, cpu_count(), visible_gpu_ids())
+    describe_model(ml_paths().model_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        check()
+    except UserError as exc:
+        print(f"serve: cannot start: {exc.cause} {exc.remedy}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
+    # gunicorn imports the config and the app by module name: make the package importable without installation.
+    paths = [str(CONTAINER_DIR), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    command = gunicorn_command()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(command[0], command)
+    return 0  # not reached

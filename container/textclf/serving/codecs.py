@@ -1,0 +1,318 @@
+"""Content types in and out: a table from media type to decoder, another to encoder, and Accept negotiation.
+
+Requests (CONTRACT B4): application/json (`{"inputs": ..., "parameters": {...}}`, or a bare string or list),
+application/jsonlines (one object per line, answered one line per line), text/csv (one text per row), text/plain
+(one text). Answers: application/json, application/jsonlines, text/csv. Standard library only.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..errors import UserError
+from .errors import BadRequest, NotAcceptable, Unprocessable, UnsupportedMediaType
+
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+CSV = "text/csv"
+TEXT = "text/plain"
+ALIASES = {"application/x-jsonlines": JSONLINES, "application/jsonl": JSONLINES, "application/x-ndjson": JSONLINES}
+FUNCTIONS = ("softmax", "sigmoid", "none")
+
+
+@dataclass(frozen=True)
+class TextInput:
+    text: str
+    pair: str | None = None  # the second text of a pair, for models trained on (text, text_pair)
+
+
+@dataclass(frozen=True)
+class Parameters:
+    top_k: int | None = None  # None with top_k_given: every label
+    top_k_given: bool = False
+    truncation: bool = True
+    function_to_apply: str | None = None  # None: the model's own (sigmoid for multi-label, else softmax)
+
+
+@dataclass
+class DecodedRequest:
+    inputs: list[TextInput]
+    parameters: list[Parameters]  # one per input (JSON Lines lines may each carry their own)
+    single: bool = False  # a bare string in JSON: answered the way the transformers pipeline answers it
+
+
+Result = dict | list
+
+
+# --- media types ------------------------------------------------------------------------------------------------
+
+
+def parse_media_type(header: str | None) -> tuple[str, dict[str, str]]:
+    """'Application/JSON; charset=UTF-8' -> ('application/json', {'charset': 'utf-8'}), aliases resolved."""
+    if not header or not header.strip():
+        return "", {}
+    main, *rest = header.split(";")
+    params = {}
+    for part in rest:
+        key, _, value = part.partition("=")
+        params[key.strip().lower()] = value.strip().strip('"').lower()
+    media = main.strip().lower()
+    return ALIASES.get(media, media), params
+
+
+def negotiate(accept: str | None, default: str, supported: tuple[str, ...]) -> str:
+    """The answer's media type: the best of Accept (q-values honoured) that we write; `default` for */* or none."""
+    if not accept or not accept.strip():
+        return default
+    ranked = []
+    for position, item in enumerate(accept.split(",")):
+        media, params = parse_media_type(item)
+        try:
+            q = float(params.get("q", "1"))
+        except ValueError:
+            q = 0.0
+        if media and q > 0:
+            ranked.append((-q, position, media))
+    for _, _, media in sorted(ranked):
+        if media in ("*/*", "*"):
+            return default
+        if media.endswith("/*"):
+            major = media[:-1]
+            if default.startswith(major):
+                return default
+            match = next((s for s in supported if s.startswith(major)), None)
+            if match:
+                return match
+        elif media in supported:
+            return media
+    raise NotAcceptable(f"Cannot answer in {accept!r}; this server writes {', '.join(supported)}.")
+
+
+def body_text(body: bytes, params: dict[str, str]) -> str:
+    charset = params.get("charset") or "utf-8"
+    try:
+        return body.decode("utf-8-sig" if charset in ("utf-8", "utf8") else charset)
+    except LookupError:
+        raise UnsupportedMediaType(f"Unknown charset {charset!r}; send UTF-8.") from None
+    except UnicodeDecodeError as exc:
+        raise BadRequest(
+            f"The body is not valid {charset} text (byte {exc.object[exc.start]:#04x} at offset {exc.start})."
+        ) from None
+
+
+# --- decoders ---------------------------------------------------------------------------------------------------
+
+
+def _parameters(raw: object, where: str) -> Parameters:
+    if raw is None:
+        return Parameters()
+    if not isinstance(raw, dict):
+        raise Unprocessable(f"{where} must be an object, not {_kind(raw)}.")
+    known = {"top_k", "truncation", "function_to_apply", "return_all_scores"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise Unprocessable(f"Unknown parameter {unknown[0]!r} in {where}; known: {', '.join(sorted(known))}.")
+    top_k, given = None, False
+    if "top_k" in raw:
+        top_k, given = raw["top_k"], True
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+            raise Unprocessable(f"{where}.top_k must be a whole number >= 1 or null, not {json.dumps(top_k)}.")
+    elif raw.get("return_all_scores") is True:  # the pipeline's older spelling of top_k=null
+        given = True
+    truncation = raw.get("truncation", True)
+    if not isinstance(truncation, bool):
+        raise Unprocessable(f"{where}.truncation must be true or false, not {json.dumps(truncation)}.")
+    function = raw.get("function_to_apply")
+    if function is not None and (not isinstance(function, str) or function.lower() not in FUNCTIONS):
+        raise Unprocessable(
+            f"{where}.function_to_apply must be one of {', '.join(FUNCTIONS)}, not {json.dumps(function)}."
+        )
+    return Parameters(top_k, given, truncation, function.lower() if function else None)
+
+
+def _kind(value: object) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def _text_input(value: object, where: str) -> TextInput:
+    if isinstance(value, dict) and "text" in value:
+        text, pair = value.get("text"), value.get("text_pair")
+        if not isinstance(text, str) or (pair is not None and not isinstance(pair, str)):
+            raise Unprocessable(f"{where} must hold strings in 'text' and 'text_pair'.")
+        item = TextInput(text, pair)
+    elif isinstance(value, str):
+        item = TextInput(value)
+    else:
+        raise Unprocessable(f"{where} is {_kind(value)}; expected a string (or {{'text', 'text_pair'}}).")
+    if not item.text.strip():
+        raise Unprocessable(f"{where} is an empty text.")
+    return item
+
+
+def _inputs(value: object, where: str) -> tuple[list[TextInput], bool]:
+    if isinstance(value, list):
+        if not value:
+            raise Unprocessable(f"{where} is an empty list; send at least one text.")
+        return [_text_input(v, f"{where}[{i}]") for i, v in enumerate(value)], False
+    return [_text_input(value, where)], True
+
+
+def decode_json(text: str, text_pair: bool = False) -> DecodedRequest:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"Malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.") from None
+    if isinstance(data, dict):
+        if "inputs" not in data:
+            raise Unprocessable('The JSON object has no "inputs"; send {"inputs": "text" or ["text", ...]}.')
+        extra = sorted(set(data) - {"inputs", "parameters"})
+        if extra:
+            raise Unprocessable(f'Unknown key {extra[0]!r}; the object holds "inputs" and "parameters".')
+        inputs, single = _inputs(data["inputs"], "inputs")
+        params = _parameters(data.get("parameters"), "parameters")
+    else:
+        inputs, single = _inputs(data, "the body")
+        params = Parameters()
+    return DecodedRequest(inputs, [params] * len(inputs), single)
+
+
+def decode_jsonlines(text: str, text_pair: bool = False) -> DecodedRequest:
+    inputs, params = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BadRequest(f"Malformed JSON on line {number}: {exc.msg} at column {exc.colno}.") from None
+        where = f"line {number}"
+        if isinstance(data, dict) and "inputs" in data:
+            inputs.append(_text_input(data["inputs"], f"{where} inputs"))
+            params.append(_parameters(data.get("parameters"), f"{where} parameters"))
+        else:
+            inputs.append(_text_input(data, where))
+            params.append(Parameters())
+    if not inputs:
+        raise Unprocessable('The JSON Lines body holds no lines; send one {"inputs": "text"} per line.')
+    return DecodedRequest(inputs, params)
+
+
+def decode_csv(text: str, text_pair: bool = False) -> DecodedRequest:
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text, newline="")) if any(cell.strip() for cell in row)]
+    except csv.Error as exc:
+        raise BadRequest(f"Malformed CSV: {exc}.") from None
+    if not rows:
+        raise Unprocessable("The CSV body holds no rows; send one text per row.")
+    header = [cell.strip().lower() for cell in rows[0]]
+    if "text" in header:
+        text_col, pair_col = header.index("text"), header.index("text_pair") if "text_pair" in header else None
+        rows = rows[1:]
+        if not rows:
+            raise Unprocessable("The CSV body holds a header row and no texts.")
+    else:
+        text_col, pair_col = 0, 1 if text_pair else None
+        width = 2 if text_pair else 1
+        for number, row in enumerate(rows, start=1):
+            if len(row) > width:
+                raise Unprocessable(
+                    f"CSV row {number} has {len(row)} columns; without a header row naming a 'text' "
+                    f"column each row must be one text (quote texts that hold commas)."
+                )
+    inputs = []
+    for number, row in enumerate(rows, start=1):
+        text_value = row[text_col] if text_col < len(row) else ""
+        pair_value = row[pair_col] if pair_col is not None and pair_col < len(row) else None
+        inputs.append(_text_input({"text": text_value, "text_pair": pair_value}, f"CSV row {number}"))
+    return DecodedRequest(inputs, [Parameters()] * len(inputs))
+
+
+def decode_text(text: str, text_pair: bool = False) -> DecodedRequest:
+    text = text.rstrip("\r\n")
+    return DecodedRequest([_text_input(text, "the text/plain body")], [Parameters()], single=True)
+
+
+DECODERS: dict[str, Callable[[str, bool], DecodedRequest]] = {
+    JSON: decode_json,
+    JSONLINES: decode_jsonlines,
+    CSV: decode_csv,
+    TEXT: decode_text,
+}
+
+
+def decode(body: bytes, content_type: str | None, text_pair: bool = False) -> DecodedRequest:
+    media, params = parse_media_type(content_type)
+    decoder = DECODERS.get(media or JSON)  # no Content-Type at all: JSON, the contract's default
+    if decoder is None:
+        raise UnsupportedMediaType(f"Cannot read Content-Type {content_type!r}; send {', '.join(DECODERS)}.")
+    return decoder(body_text(body, params), text_pair)
+
+
+def check_content_type(content_type: str | None) -> str:
+    media, _ = parse_media_type(content_type)
+    if (media or JSON) not in DECODERS:
+        raise UnsupportedMediaType(f"Cannot read Content-Type {content_type!r}; send {', '.join(DECODERS)}.")
+    return media or JSON
+
+
+# --- encoders ---------------------------------------------------------------------------------------------------
+
+
+def encode_json(results: list[Result], single: bool) -> bytes:
+    # The pipeline's shapes: a bare string gets [best] or, with top_k, the flat list of its labels.
+    if single:
+        payload = results[0] if isinstance(results[0], list) else results
+    else:
+        payload = results
+    return json.dumps(payload).encode()
+
+
+def encode_jsonlines(results: list[Result], single: bool) -> bytes:
+    return "".join(json.dumps(result) + "\n" for result in results).encode()
+
+
+def encode_csv(results: list[Result], single: bool) -> bytes:
+    # One row per input and no header row, so batch transform can join answers to inputs line by line:
+    # label,score for one answer; label,score,label,score,... best first for several.
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for result in results:
+        entries = result if isinstance(result, list) else [result]
+        writer.writerow([value for entry in entries for value in (entry["label"], repr(entry["score"]))])
+    return out.getvalue().encode()
+
+
+ENCODERS: dict[str, Callable[[list[Result], bool], bytes]] = {
+    JSON: encode_json,
+    JSONLINES: encode_jsonlines,
+    CSV: encode_csv,
+}
+SUPPORTED_ACCEPT = tuple(ENCODERS)
+
+
+def check_default_accept(media: str) -> str:
+    media, _ = parse_media_type(media)
+    if media not in ENCODERS:
+        raise UserError(
+            f"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT={media!r} is not a format this server writes.",
+            f"Use one of {', '.join(ENCODERS)}.",
+        )
+    return media
+
+
+def choose_accept(accept: str | None, request_type: str, default: str, default_set: bool) -> str:
+    """Accept negotiation. With no Accept (or */*) the answer uses SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT when set,
+    else the request's own format when we write it (JSON Lines in, JSON Lines out: batch transform joins lines),
+    else JSON."""
+    if not default_set and request_type in ENCODERS:
+        default = request_type
+    return negotiate(accept, default, SUPPORTED_ACCEPT)
+
+
+def encode(results: list[Result], media: str, single: bool) -> bytes:
+    return ENCODERS[media](results, single)

@@ -1,0 +1,138 @@
+"""gunicorn's configuration and hooks, in one file: `gunicorn -c python:textclf.serving.gunicorn_conf`.
+
+Plain settings first (computed from SAGEMAKER_* and TEXTCLF_* by textclf.serving.settings), then the hooks:
+on_starting (master: run directory, resolved settings logged once), pre_fork (master: a GPU slot per worker),
+post_fork (worker: bind its GPU, its thread counts, its readiness marker), child_exit (master: clean up after a
+dead worker, however it died), on_exit (master). The app is never preloaded: CUDA touched in the master breaks
+forked workers, so each worker loads the model itself, in the background.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from textclf.contract import ml_paths, serving_environment
+from textclf.serving.health import WorkerGroup, configure_worker_group
+from textclf.serving.settings import (
+    GRACEFUL_TIMEOUT_S,
+    KEEPALIVE_S,
+    cpu_count,
+    load_settings,
+    plan_processes,
+    visible_gpu_ids,
+)
+
+_env = serving_environment()
+_settings = load_settings()
+_plan = plan_processes(_env, _settings, cpu_count(), visible_gpu_ids())
+
+# --- settings ---------------------------------------------------------------------------------------------------
+bind = [f"0.0.0.0:{_env.port}"]  # SageMaker: 8080, or SAGEMAKER_BIND_TO_PORT
+workers = _plan.workers
+worker_class = "gthread"  # request threads: /ping is answered while other threads wait on inference
+threads = _settings.http_threads
+timeout = _env.timeout_seconds  # SAGEMAKER_MODEL_SERVER_TIMEOUT: also each request's limit on inference
+graceful_timeout = GRACEFUL_TIMEOUT_S  # SIGKILL follows SIGTERM after 30 s: drain within 20
+keepalive = KEEPALIVE_S
+preload_app = False
+backlog = 2048
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # heartbeat files off slow overlay disks
+control_socket_disable = True  # no ~/.gunicorn/gunicorn.ctl: several servers (tests) share a machine
+accesslog = None  # the app logs one line per request, with its request id
+errorlog = "-"
+loglevel = _env.log_level.lower()
+proc_name = "textclf-serve"
+
+_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": _FORMAT}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
+    "root": {"level": _env.log_level, "handlers": ["stderr"]},
+    "loggers": {
+        "gunicorn.error": {"level": _env.log_level, "handlers": [], "propagate": True},
+        "textclf": {"level": _env.log_level, "handlers": [], "propagate": True},
+    },
+}
+
+log = logging.getLogger("textclf.serving")
+_RUN_DIR_ENV = "TEXTCLF_RUN_DIR"  # set by the master for its workers; not a knob
+
+
+def _run_dir() -> Path:
+    return Path(os.environ[_RUN_DIR_ENV])
+
+
+# --- hooks ------------------------------------------------------------------------------------------------------
+
+
+def on_starting(server) -> None:
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    os.environ[_RUN_DIR_ENV] = tempfile.mkdtemp(prefix="textclf-serve-", dir=base)
+    devices = ", ".join(_plan.devices) if _plan.on_gpu else "none (CPU)"
+    log.info("model directory %s", ml_paths().model_dir)
+    log.info(
+        "process plan: %d workers x %d request threads, %d torch threads each, %d CPU cores, GPUs: %s",
+        _plan.workers,
+        _settings.http_threads,
+        _plan.torch_threads,
+        _plan.cores,
+        devices,
+    )
+    log.info(
+        "SageMaker: port=%d workers=%s timeout=%ds max_payload=%dMB batch_transform=%s batch_strategy=%s "
+        "max_concurrent_transforms=%s default_accept=%s log_level=%s",
+        _env.port,
+        _env.workers or "auto",
+        _env.timeout_seconds,
+        _env.max_payload_mb,
+        _env.batch_transform,
+        _env.batch_strategy,
+        _env.max_concurrent_transforms or "auto",
+        _env.default_accept if _env.default_accept_set else "auto",
+        _env.log_level,
+    )
+    knobs = _settings.describe() | {"torch_threads": _plan.torch_threads}
+    log.info("settings: %s", " ".join(f"{k}={v}" for k, v in knobs.items()))
+
+
+def pre_fork(server, worker) -> None:
+    # The lowest slot no live worker holds: a replaced worker takes over its predecessor's GPU.
+    taken = {getattr(w, "textclf_slot", None) for w in server.WORKERS.values()}
+    worker.textclf_slot = next(slot for slot in range(len(server.WORKERS) + 1) if slot not in taken)
+
+
+def post_fork(server, worker) -> None:
+    slot = getattr(worker, "textclf_slot", 0)
+    if _plan.on_gpu:
+        os.environ["CUDA_VISIBLE_DEVICES"] = _plan.devices[slot % len(_plan.devices)]
+    # Before torch is imported (in the loader thread): its pools size themselves from these.
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(_plan.torch_threads)
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    configure_worker_group(_run_dir(), server.num_workers)
+    log.info(
+        "worker %d started (slot %d%s)",
+        worker.pid,
+        slot,
+        f", GPU {os.environ['CUDA_VISIBLE_DEVICES']}" if _plan.on_gpu else "",
+    )
+
+
+def child_exit(server, worker) -> None:
+    # Runs in the master for every worker that ends, even one killed by SIGKILL: its marker must not count.
+    WorkerGroup(_run_dir()).clear(worker.pid)
+
+
+def worker_exit(server, worker) -> None:
+    log.info("worker %d exiting", worker.pid)
+
+
+def on_exit(server) -> None:
+    shutil.rmtree(os.environ.get(_RUN_DIR_ENV, ""), ignore_errors=True)
+    log.info("server stopped")

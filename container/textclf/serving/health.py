@@ -1,0 +1,134 @@
+"""Model life cycle per worker, and readiness across workers.
+
+Each worker loads the model in a background thread (gunicorn's worker timeout also runs while a worker boots, so
+a slow load must not block it), runs a warm-up prediction, and only then turns READY. `/ping` answers 200 when
+this worker is READY and every worker of the server is (CONTRACT B4: "in every worker"): each ready worker
+leaves a marker file named by its pid in a directory that gunicorn's master creates and cleans.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("textclf.serving")
+
+# gunicorn's arbiter halts the whole server when a worker exits with this code ("Worker failed to boot"):
+# a model that cannot load will not load on the next try either, and a dead container is a clearer signal to
+# SageMaker than a /ping stuck at 503 until its 4-minute deadline.
+WORKER_BOOT_ERROR = 3
+
+
+class State(enum.Enum):
+    STARTING = "starting"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class WorkerGroup:
+    """Readiness markers of all workers; `run_dir` None means a single process (tests with test_client)."""
+
+    def __init__(self, run_dir: Path | None = None, expected: int = 1) -> None:
+        self.run_dir = run_dir
+        self.expected = expected
+
+    def mark_ready(self, pid: int) -> None:
+        if self.run_dir is not None:
+            (self.run_dir / f"ready-{pid}").touch()
+
+    def clear(self, pid: int) -> None:
+        if self.run_dir is not None:
+            (self.run_dir / f"ready-{pid}").unlink(missing_ok=True)
+
+    def all_ready(self) -> bool:
+        if self.run_dir is None:
+            return True
+        alive = 0
+        for marker in self.run_dir.glob("ready-*"):
+            try:
+                os.kill(int(marker.name[6:]), 0)
+            except (ValueError, ProcessLookupError):
+                continue  # a worker killed before the master could clean its marker
+            except PermissionError:
+                pass
+            alive += 1
+        return alive >= self.expected
+
+
+_group = WorkerGroup()
+
+
+def configure_worker_group(run_dir: Path | None, expected: int) -> None:
+    """Called by gunicorn's post_fork hook, before the worker builds its app."""
+    global _group
+    _group = WorkerGroup(run_dir, expected)
+
+
+def worker_group() -> WorkerGroup:
+    return _group
+
+
+class ModelLoader:
+    """Loads the predictor in a background thread, warms it up, and builds its runner (batcher or direct)."""
+
+    def __init__(
+        self,
+        load: Callable[[], tuple[Any, Any]],
+        group: WorkerGroup | None = None,
+        exit_on_failure: bool = False,
+    ) -> None:
+        self._load = load  # returns (predictor, runner), warm-up done
+        self.group = group or WorkerGroup()
+        self.exit_on_failure = exit_on_failure
+        self.state = State.STARTING
+        self.error: str | None = None
+        self.predictor: Any = None
+        self.runner: Any = None
+        self.started = time.monotonic()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> ModelLoader:
+        self._thread = threading.Thread(target=self._run, name="textclf-loader", daemon=True)
+        self._thread.start()
+        return self
+
+    def wait(self, timeout: float | None = None) -> State:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.state
+
+    def _run(self) -> None:
+        try:
+            self.predictor, self.runner = self._load()
+        except BaseException as exc:  # noqa: BLE001 - reported, then the worker stops the server
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.state = State.FAILED
+            log.exception("the model failed to load")
+            if self.exit_on_failure:
+                log.critical("stopping: the model cannot be served (%s)", self.error)
+                logging.shutdown()
+                os._exit(WORKER_BOOT_ERROR)
+            return
+        self.state = State.READY
+        self.group.mark_ready(os.getpid())
+        log.info("worker %d ready in %.1f s", os.getpid(), time.monotonic() - self.started)
+
+    @property
+    def ready(self) -> bool:
+        return self.state is State.READY
+
+    def health(self) -> tuple[bool, str]:
+        """(healthy, why not) for /ping."""
+        if self.state is State.FAILED:
+            return False, f"The model failed to load: {self.error}"
+        if self.state is State.STARTING:
+            return False, f"The model is loading ({time.monotonic() - self.started:.0f} s so far)."
+        if not self.group.all_ready():
+            return False, "Another worker is still loading the model."
+        return True, ""

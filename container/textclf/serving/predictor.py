@@ -1,0 +1,131 @@
+"""The one module of the server that touches torch and transformers; the loader imports it in the background.
+
+Tokenising happens in request threads (`encode`), forward passes in the batcher (`logits`), both through
+textclf.modeling so GPT-2 predicts exactly as it was evaluated in training. Texts are padded on the right with
+an attention mask: a text gets the same logits alone or in a batch (within float tolerance).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+
+import torch
+import transformers
+
+from ..modeling import forward_logits, load_classifier, load_tokenizer
+from .codecs import TextInput
+from .errors import Unprocessable
+from .modelinfo import ModelInfo
+from .settings import ServingSettings
+
+log = logging.getLogger("textclf.serving.predictor")
+
+Encoded = dict  # one text's unpadded features: input_ids, and token_type_ids where the model has them
+
+
+def _pick_device(setting: str) -> torch.device:
+    if setting == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda")  # the worker sees only its own GPU (CUDA_VISIBLE_DEVICES set at fork)
+
+
+def _pick_dtype(setting: str, device: torch.device) -> torch.dtype:
+    if setting != "auto":
+        return getattr(torch, setting)
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16  # the same rule as training's precision=auto
+    return torch.float32
+
+
+class Predictor:
+    def __init__(self, info: ModelInfo, settings: ServingSettings) -> None:
+        self.info = info
+        self.limit = info.max_length
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
+        transformers.logging.set_verbosity_error()  # no "sequence longer than..." noise; we check lengths
+        transformers.logging.disable_progress_bar()  # no progress bars in CloudWatch
+        self.device = _pick_device(settings.device)
+        self.dtype = _pick_dtype(settings.dtype, self.device)
+        self.tokenizer = load_tokenizer(info.model_dir)
+        self.model = load_classifier(info.model_dir, self.tokenizer, dtype=self.dtype).to(self.device).eval()
+        self.pad_id = self.tokenizer.pad_token_id or 0
+        # A fast tokenizer holds Rust state that changes with the truncation settings: one caller at a time.
+        self._tokenizer_lock = threading.Lock()
+        num_labels = self.model.config.num_labels
+        if num_labels != len(info.labels):
+            raise ValueError(f"the model has {num_labels} outputs but {len(info.labels)} labels are known")
+        log.info(
+            "model %s (%s) on %s as %s: %d labels, %d tokens per text, %d torch threads, pid %d",
+            info.model_dir,
+            info.model_type,
+            self.device,
+            str(self.dtype).replace("torch.", ""),
+            num_labels,
+            self.limit,
+            torch.get_num_threads(),
+            os.getpid(),
+        )
+
+    # --- request threads ----------------------------------------------------------------------------------------
+
+    def encode(self, inputs: Sequence[TextInput], truncation: bool, offset: int = 0) -> list[Encoded]:
+        """Token ids per input; without truncation a text over the limit is refused with its length (422)."""
+        pairs = [i for i, item in enumerate(inputs) if item.pair is not None]
+        singles = [i for i, item in enumerate(inputs) if item.pair is None]
+        encoded: list[Encoded] = [{}] * len(inputs)
+        cut = {"truncation": "longest_first", "max_length": self.limit} if truncation else {"truncation": False}
+        with self._tokenizer_lock:
+            for group, with_pair in ((singles, False), (pairs, True)):
+                if not group:
+                    continue
+                texts = [inputs[i].text for i in group]
+                second = [inputs[i].pair for i in group] if with_pair else None
+                batch = self.tokenizer(texts, second, return_attention_mask=False, **cut)
+                for j, i in enumerate(group):
+                    encoded[i] = {key: values[j] for key, values in batch.items()}
+        for i, features in enumerate(encoded):
+            length = len(features["input_ids"])
+            if length > self.limit:
+                raise Unprocessable(
+                    f"Input {offset + i} is {length} tokens long; the model's limit is {self.limit} tokens. Send a "
+                    f"shorter text or set parameters.truncation to true."
+                )
+        return encoded
+
+    # --- the batcher thread -------------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def logits(self, batch: Sequence[Encoded]) -> list[list[float]]:
+        longest = max(len(features["input_ids"]) for features in batch)
+        tensors: dict[str, torch.Tensor] = {}
+        mask = torch.zeros((len(batch), longest), dtype=torch.long)
+        for key in batch[0]:
+            pad = self.pad_id if key == "input_ids" else 0
+            tensors[key] = torch.full((len(batch), longest), pad, dtype=torch.long)
+        for row, features in enumerate(batch):
+            n = len(features["input_ids"])
+            mask[row, :n] = 1
+            for key, values in features.items():
+                tensors[key][row, :n] = torch.tensor(values, dtype=torch.long)
+        tensors["attention_mask"] = mask
+        tensors = {key: value.to(self.device, non_blocking=True) for key, value in tensors.items()}
+        return forward_logits(self.model, tensors).float().cpu().tolist()
+
+    def warm_up(self, max_batch_size: int, max_batch_tokens: int, run: Callable | None = None) -> None:
+        """One short text, then the largest batch the batcher may form, through `run` (the runner, so that its
+        thread pays its own first-call costs): all of it before /ping may say 200."""
+        run = run or self.logits
+        short = self.encode([TextInput("warm up")], truncation=True)
+        run(short)
+        ids = short[0]["input_ids"]
+        filler = ids[1:-1] or ids
+        long_ids = (ids[:1] + filler * self.limit)[: self.limit - 1] + ids[-1:]
+        features = {"input_ids": long_ids}
+        if "token_type_ids" in short[0]:
+            features["token_type_ids"] = [0] * len(long_ids)
+        count = max(1, min(max_batch_size, max_batch_tokens // len(long_ids)))
+        run([features] * count)

@@ -1,0 +1,140 @@
+"""`train`: read the job's inputs, fine-tune, and leave a deployable model, or a failure file saying why not.
+
+Exit codes: 0 completed; 1 failed (see /opt/ml/output/failure); 143 stopped by SIGTERM after checkpointing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+import traceback
+
+from ..contract import MLPaths, log_level, ml_paths, read_channels, read_hyperparameters, read_resource_config
+from ..errors import UserError
+from . import hyperparameters
+
+log = logging.getLogger("textclf.train")
+
+EXIT_FAILED = 1
+EXIT_STOPPED = 128 + signal.SIGTERM  # SageMaker sends SIGKILL 120 s after SIGTERM; we are long gone by then
+FAILURE_LIMIT = 1024  # SageMaker keeps this many characters of the failure file as FailureReason
+
+
+def emit(line: str) -> None:
+    """Metric and progress lines go to stdout, one per line, flushed at once for SageMaker's log scraper."""
+    print(line, flush=True)
+
+
+def write_failure(paths: MLPaths, message: str) -> None:
+    try:
+        paths.output_dir.mkdir(parents=True, exist_ok=True)
+        paths.failure_file.write_text(message.strip() + "\n", encoding="utf-8")
+    except OSError:
+        log.exception("Could not write %s", paths.failure_file)
+
+
+def _report_stop(paths: MLPaths, message: str) -> int:
+    """A stopped job is not a completed one: say where things stand in the failure file and on stdout."""
+    write_failure(paths, message)
+    emit(message)
+    return EXIT_STOPPED
+
+
+def _describe_unexpected(exc: BaseException) -> str:
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        return (
+            "Out of memory on the GPU while training. Lower per_device_batch_size (and raise "
+            "gradient_accumulation_steps to keep the effective batch) or max_length, or use a larger instance."
+        )
+    if isinstance(exc, MemoryError):
+        return "Out of host memory. Use an instance with more memory, or lower per_device_batch_size or max_length."
+    return (
+        f"Internal error: {type(exc).__name__}: {exc}"[: FAILURE_LIMIT - 200]
+        + " This is likely a bug in the training container; the traceback is in the job's logs (stderr)."
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="train",
+        description=__doc__.splitlines()[0],
+        epilog=_hyperparameter_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.parse_args(argv)
+    logging.basicConfig(level=log_level(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    paths = ml_paths()
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        log.warning(
+            "%s received: saving a checkpoint and the best model so far, then stopping.", signal.Signals(signum).name
+        )
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    paths.failure_file.unlink(missing_ok=True)
+    try:
+        return run(paths, stop)
+    except UserError as exc:
+        log.error("%s %s", exc.cause, exc.remedy)
+        write_failure(paths, f"{exc.cause} {exc.remedy}")
+        return EXIT_FAILED
+    except Exception as exc:
+        traceback.print_exc()
+        write_failure(paths, _describe_unexpected(exc))
+        return EXIT_FAILED
+
+
+def _hyperparameter_help() -> str:
+    rows = hyperparameters.describe()
+    width = max(len(name) for name, _, _ in rows)
+    return "hyperparameters (input/config/hyperparameters.json):\n" + "\n".join(
+        f"  {name:<{width}}  {meaning} [default: {default}]" for name, default, meaning in rows
+    )
+
+
+def run(paths: MLPaths, stop: threading.Event) -> int:
+    started = time.monotonic()
+    params = hyperparameters.parse(read_hyperparameters(paths))
+    resources = read_resource_config(paths)
+    if len(resources.hosts) > 1:
+        raise UserError(
+            f"This job runs on {len(resources.hosts)} instances; this image trains on one.",
+            "Set InstanceCount to 1 (a larger instance trains faster; multi-host is not supported yet).",
+        )
+    channels = read_channels(paths)
+    if "train" not in channels:
+        raise UserError(
+            "No `train` channel: the job's input has " + (", ".join(sorted(channels)) or "no channels") + ".",
+            "Add an input channel named `train` holding .csv or .jsonl files of texts and labels.",
+        )
+    # Heavy imports after the cheap checks, so a mistyped hyperparameter fails in a second.
+    from transformers.utils import logging as transformers_logging
+
+    from .session import TrainingSession
+
+    transformers_logging.disable_progress_bar()  # progress bars are noise in CloudWatch; we print our own lines
+
+    session = TrainingSession(paths, params, channels, stop, emit)
+    result = session.train()
+    if result.stopped and result.step == 0:
+        return _report_stop(paths, "Stopped by SIGTERM before the first training step; there was nothing to save yet.")
+    summary = session.summarise(result, time.monotonic() - started)
+    session.write_model(result, summary)
+    if result.stopped:
+        return _report_stop(
+            paths,
+            f"Stopped by SIGTERM at step {result.step} of {result.total_steps}; a checkpoint is in "
+            f"{paths.checkpoints_dir} and the best model so far in {paths.model_dir}. "
+            "A job started with the same checkpoint location resumes from it.",
+        )
+    emit(f"Training complete in {summary['train_seconds']:.1f} s; model written to {paths.model_dir}.")
+    return 0

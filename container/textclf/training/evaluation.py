@@ -1,0 +1,116 @@
+"""Scoring a model on a labelled set: loss, accuracy and F1 scores, and the confusion matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..modeling import forward_logits
+from .batching import EncodedSet, collate, evaluation_batches
+
+MULTI_LABEL_THRESHOLD = 0.5
+
+
+class EvaluationInterrupted(Exception):
+    """Raised when a stop was requested mid-evaluation: the result would be partial, so there is none."""
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    confusion: np.ndarray | None = field(default=None, repr=False)  # rows: true label, columns: predicted
+
+
+def loss_fn(logits: torch.Tensor, labels: torch.Tensor, multi_label: bool, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy, or for multi-label the mean binary cross-entropy over labels; one value per text."""
+    logits = logits.float()
+    if multi_label:
+        per_text = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(-1)
+    else:
+        per_text = F.cross_entropy(logits, labels, reduction="none")
+    if reduction == "none":
+        return per_text
+    return per_text.sum() if reduction == "sum" else per_text.mean()
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    data: EncodedSet,
+    batch_size: int,
+    pad_token_id: int,
+    multi_label: bool,
+    device: torch.device,
+    autocast: Callable[[], AbstractContextManager],
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Evaluation:
+    was_training = model.training
+    model.eval()
+    losses, all_logits, order = [], [], []
+    try:
+        for indices in evaluation_batches(data.lengths, batch_size):
+            if should_stop():
+                raise EvaluationInterrupted
+            batch = {k: v.to(device) for k, v in collate(data, indices, pad_token_id, multi_label).items()}
+            labels = batch.pop("labels")
+            with autocast():
+                logits = forward_logits(model, batch)
+            losses.append(loss_fn(logits, labels, multi_label, reduction="none").cpu())
+            all_logits.append(logits.float().cpu())
+            order.extend(indices)
+    finally:
+        model.train(was_training)
+    logits = torch.cat(all_logits).numpy()
+    targets = np.asarray([data.targets[i] for i in order])
+    metrics = {"loss": float(torch.cat(losses).mean())}
+    if multi_label:
+        predicted = (1 / (1 + np.exp(-logits)) >= MULTI_LABEL_THRESHOLD).astype(int)
+        metrics.update(_multi_label_scores(predicted, targets.astype(int)))
+        return Evaluation(metrics)
+    confusion = confusion_matrix(targets, logits.argmax(-1), logits.shape[-1])
+    metrics.update(_single_label_scores(confusion))
+    return Evaluation(metrics, confusion)
+
+
+def confusion_matrix(targets: np.ndarray, predicted: np.ndarray, num_labels: int) -> np.ndarray:
+    matrix = np.zeros((num_labels, num_labels), dtype=np.int64)
+    np.add.at(matrix, (targets, predicted), 1)
+    return matrix
+
+
+def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    denominator = 2 * tp + fp + fn
+    return np.divide(2 * tp, denominator, out=np.zeros_like(tp, dtype=float), where=denominator > 0)
+
+
+def _averages(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, support: np.ndarray) -> dict[str, float]:
+    per_label = _f1(tp, fp, fn)
+    present = support > 0
+    return {
+        "macro_f1": float(per_label[present].mean()) if present.any() else 0.0,
+        "micro_f1": float(_f1(tp.sum(keepdims=True), fp.sum(keepdims=True), fn.sum(keepdims=True))[0]),
+        "weighted_f1": float((per_label * support).sum() / support.sum()) if support.sum() else 0.0,
+    }
+
+
+def _single_label_scores(confusion: np.ndarray) -> dict[str, float]:
+    tp = np.diag(confusion).astype(float)
+    fp = confusion.sum(axis=0) - tp
+    fn = confusion.sum(axis=1) - tp
+    scores = {"accuracy": float(tp.sum() / confusion.sum())}
+    scores.update(_averages(tp, fp, fn, confusion.sum(axis=1)))
+    return scores
+
+
+def _multi_label_scores(predicted: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    tp = (predicted & targets).sum(axis=0).astype(float)
+    fp = (predicted & (1 - targets)).sum(axis=0).astype(float)
+    fn = ((1 - predicted) & targets).sum(axis=0).astype(float)
+    scores = {"accuracy": float((predicted == targets).all(axis=1).mean())}  # exact match of the whole label set
+    scores.update(_averages(tp, fp, fn, targets.sum(axis=0)))
+    return scores

@@ -1,0 +1,156 @@
+"""Every training hyperparameter, declared once with its type, default and meaning (CONTRACT B2).
+
+Values arrive from hyperparameters.json as strings in whatever spelling the client used; `parse` turns them into
+a typed `Hyperparameters` or raises a UserError that names the key, what was given, and what is expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from ..errors import UserError
+
+SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+METRICS = ("macro_f1", "accuracy", "micro_f1", "weighted_f1", "loss")
+
+
+def _hp(default: Any, help: str, choices: tuple[str, ...] | None = None, minimum: float | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum})
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    # Model and data
+    model_name_or_path: str | None = _hp(None, "base model: local directory or hub id; the `model` channel wins")
+    text_column: str = _hp("text", "column (CSV) or key (JSON Lines) holding the text")
+    text_pair_column: str | None = _hp(None, "column holding a second text, for sentence-pair tasks")
+    label_column: str = _hp("label", "column holding the label: a string, an integer, or a list (multi-label)")
+    max_length: int = _hp(256, "tokens per text; longer texts are truncated", minimum=8)
+    validation_split: float = _hp(0.1, "share of `train` held out when no `validation` channel exists", minimum=0)
+    multi_label: bool | None = _hp(None, "labels are lists (sigmoid per label); inferred from the data if unset")
+    # Length
+    epochs: float = _hp(3.0, "passes over the training data", minimum=0)
+    max_steps: int | None = _hp(None, "optimiser steps; overrides `epochs` when set", minimum=1)
+    # Optimiser
+    learning_rate: float | None = _hp(
+        None, "peak learning rate; 2e-5 for BERT-family models, 5e-5 for GPT-2", minimum=0
+    )
+    weight_decay: float = _hp(0.01, "AdamW weight decay (not applied to biases and LayerNorm)", minimum=0)
+    warmup_ratio: float = _hp(0.06, "share of steps spent warming the learning rate up from 0", minimum=0)
+    lr_scheduler: str = _hp("linear", "learning-rate schedule after warm-up", choices=SCHEDULERS)
+    per_device_batch_size: int = _hp(32, "texts per forward pass on each device", minimum=1)
+    gradient_accumulation_steps: int = _hp(1, "forward passes per optimiser step", minimum=1)
+    max_grad_norm: float = _hp(1.0, "gradient clipping norm; 0 turns clipping off", minimum=0)
+    precision: str = _hp("auto", "auto: bf16 on GPUs that support it, fp32 otherwise", choices=PRECISIONS)
+    seed: int = _hp(42, "seed for data order, initialisation and dropout")
+    # Evaluation and selection
+    eval_steps: int | None = _hp(None, "optimiser steps between evaluations; unset: once per epoch", minimum=1)
+    early_stopping_patience: int | None = _hp(None, "evaluations without improvement before stopping", minimum=1)
+    metric_for_best_model: str = _hp("macro_f1", "validation metric that picks the model kept", choices=METRICS)
+    logging_steps: int = _hp(50, "optimiser steps between progress lines", minimum=1)
+    # Checkpoints (spot training)
+    checkpoint_steps: int = _hp(500, "optimiser steps between checkpoints (also written at every epoch end)", minimum=1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes", "y", "on"):
+        return True
+    if lowered in ("false", "0", "no", "n", "off"):
+        return False
+    raise ValueError
+
+
+def _parse_int(text: str) -> int:
+    value = float(text)  # accepts "3", "3.0", "1e3"
+    if not math.isfinite(value) or value != int(value):
+        raise ValueError
+    return int(value)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError
+    return value
+
+
+_PARSERS = {
+    "int": (_parse_int, "an integer"),
+    "float": (_parse_float, "a number"),
+    "bool": (_parse_bool, "true or false"),
+}
+
+
+def _convert(name: str, raw: str, annotation: str, meta: Mapping[str, Any]) -> Any:
+    optional = "None" in annotation
+    base_type = annotation.replace("| None", "").strip()
+    if optional and raw.strip().lower() in ("", "none", "null"):
+        return None
+    if base_type == "str":
+        value: Any = raw
+        choices = meta["choices"]
+        if choices and value not in choices:
+            hint = difflib.get_close_matches(value, choices, n=1)
+            did_you_mean = f" Did you mean '{hint[0]}'?" if hint else ""
+            raise UserError(
+                f"Hyperparameter '{name}' is '{raw}', which is not one of {', '.join(choices)}.{did_you_mean}",
+                f"Set '{name}' to one of: {', '.join(choices)}.",
+            )
+        return value
+    parse, expected = _PARSERS[base_type]
+    try:
+        value = parse(raw)
+    except ValueError:
+        raise UserError(
+            f"Hyperparameter '{name}' is '{raw}', which is not {expected}.",
+            f"Set '{name}' to {expected} ({meta['help']}).",
+        ) from None
+    minimum = meta["minimum"]
+    if minimum is not None and value < minimum:
+        raise UserError(
+            f"Hyperparameter '{name}' is {raw}, below its minimum of {minimum:g}.",
+            f"Set '{name}' to at least {minimum:g}.",
+        )
+    return value
+
+
+def parse(raw: Mapping[str, str]) -> Hyperparameters:
+    """Typed hyperparameters from decoded strings (reserved keys already dropped by the contract module)."""
+    declared = {f.name: f for f in fields(Hyperparameters)}
+    values: dict[str, Any] = {}
+    for name, text in raw.items():
+        if name not in declared:
+            close = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise UserError(
+                f"Unknown hyperparameter '{name}'.{hint}",
+                "Remove it or use one of the documented names (README, 'Hyperparameters').",
+            )
+        spec = declared[name]
+        values[name] = _convert(name, text, str(spec.type), spec.metadata)
+    params = Hyperparameters(**values)
+    if params.validation_split >= 1:
+        raise UserError(
+            f"Hyperparameter 'validation_split' is {params.validation_split:g}; it must be below 1.",
+            "Set it to a share such as 0.1, or to 0 with a `validation` channel.",
+        )
+    return params
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(name, default, meaning) rows, for the README and `train --help`."""
+    rows = []
+    for spec in fields(Hyperparameters):
+        choices = spec.metadata["choices"]
+        meaning = spec.metadata["help"] + (f" ({' | '.join(choices)})" if choices else "")
+        rows.append((spec.name, "unset" if spec.default is None else str(spec.default), meaning))
+    return rows

@@ -1,0 +1,176 @@
+"""One training job from inputs to outputs: data, base model, the loop, then the model and reports it leaves."""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import sys
+import threading
+from collections.abc import Callable
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+import torch
+
+from ..artifact import ModelMetadata
+from ..contract import Channel, MLPaths
+from ..modeling import pick_device
+from .base_model import default_learning_rate, load_base, resolve_source
+from .batching import EncodedSet, encode
+from .checkpoints import CheckpointStore
+from .data import ChannelData, Example, drop_unknown_labels, learn_labels, read_channel, split_validation
+from .evaluation import evaluate
+from .hyperparameters import Hyperparameters
+from .loop import Trainer, TrainingResult, metric_line
+from .reports import write_reports
+
+log = logging.getLogger(__name__)
+
+
+class TrainingSession:
+    def __init__(
+        self,
+        paths: MLPaths,
+        params: Hyperparameters,
+        channels: dict[str, Channel],
+        stop: threading.Event,
+        emit: Callable[[str], None],
+    ) -> None:
+        self.paths, self.params, self.stop, self.emit = paths, params, stop, emit
+        seed_everything(params.seed)
+        self.device = pick_device()
+        train = self._read(channels["train"])
+        self.labels = learn_labels(train.examples, params.multi_label)
+        train_examples, validation = self._validation_set(train.examples, channels.get("validation"))
+        test = channels.get("test")
+        self.test_examples = drop_unknown_labels(self._read(test).examples, self.labels, "test") if test else []
+        self.source = resolve_source(channels.get("model"), params.model_name_or_path)
+        self.model, self.tokenizer = load_base(self.source, self.labels)
+        self.train_data = self._encode(train_examples)
+        self.eval_data = self._encode(validation) if validation else None
+        self.learning_rate = params.learning_rate or default_learning_rate(self.model)
+        self.emit(
+            f"Data: {len(train_examples)} training and {len(validation)} validation texts, "
+            f"{len(self.labels.names)} labels ({'multi-label' if self.labels.multi_label else 'single-label'}); "
+            f"base model {self.source} ({self.model.config.model_type}) on {self.device}."
+        )
+
+    def _read(self, channel: Channel) -> ChannelData:
+        p = self.params
+        return read_channel(channel.path, p.text_column, p.label_column, p.text_pair_column)
+
+    def _validation_set(self, examples: list[Example], channel: Channel | None) -> tuple[list[Example], list[Example]]:
+        if channel is not None:
+            validation = drop_unknown_labels(self._read(channel).examples, self.labels, "validation")
+            if validation:
+                return examples, validation
+            log.warning("The validation channel has no usable rows; holding out part of `train` instead.")
+        return split_validation(examples, self.params.validation_split, self.params.seed)
+
+    def _encode(self, examples: list[Example]) -> EncodedSet:
+        return encode(self.tokenizer, examples, self.labels, self.params.max_length)
+
+    # -- the loop ------------------------------------------------------------------------------------------------
+
+    def train(self) -> TrainingResult:
+        self.trainer = Trainer(
+            self.model,
+            self.train_data,
+            self.eval_data,
+            self.params,
+            self.learning_rate,
+            self.labels.multi_label,
+            self.tokenizer.pad_token_id,
+            self.device,
+            CheckpointStore(self.paths.checkpoints_dir),
+            self.stop,
+            self.emit,
+        )
+        self.trainer.resume()
+        self.emit(
+            f"Training for {self.trainer.total_steps} steps ({self.trainer.steps_per_epoch} per epoch), "
+            f"learning rate {self.learning_rate:g}, precision {self.trainer.dtype or 'fp32'}."
+        )
+        result = self.trainer.fit()
+        if result.best_weights is not None:
+            CheckpointStore.load_weights(result.best_weights, self.model)
+        return result
+
+    def _evaluate(self, data: EncodedSet):
+        return evaluate(
+            self.model,
+            data,
+            self.params.per_device_batch_size * 2,
+            self.tokenizer.pad_token_id,
+            self.labels.multi_label,
+            self.device,
+            self.trainer.autocast,
+        )
+
+    # -- outputs -------------------------------------------------------------------------------------------------
+
+    def write_model(self, result: TrainingResult, summary: dict) -> None:
+        """The deployable model: weights (safetensors), tokenizer, id2label, and textclf.json. No checkpoints."""
+        model_dir = self.paths.model_dir
+        clear_directory(model_dir)
+        self.model.to(torch.float32).save_pretrained(model_dir)
+        self.tokenizer.save_pretrained(model_dir)
+        ModelMetadata(
+            labels=self.labels.names,
+            max_length=self.params.max_length,
+            multi_label=self.labels.multi_label,
+            text_pair=self.params.text_pair_column is not None,
+            model_type=self.model.config.model_type,
+            base_model=self.source,
+            libraries=library_versions(),
+            hyperparameters=self.params.as_dict(),
+            metrics={key: summary.get(key) for key in ("best", "validation", "test", "steps", "stopped")},
+        ).write(model_dir)
+
+    def summarise(self, result: TrainingResult, seconds: float) -> dict:
+        """Final scores of the kept model, metrics.json and the plots. Skipped work when stopping: time is short."""
+        summary = {
+            "steps": result.step,
+            "total_steps": result.total_steps,
+            "stopped": result.stopped,
+            "early_stopped": result.early_stopped,
+            "best": result.best,
+            "train_seconds": seconds,
+        }
+        confusion = None
+        if not result.stopped:
+            if self.eval_data is not None:
+                final = self._evaluate(self.eval_data)
+                summary["validation"], confusion = final.metrics, final.confusion
+            if self.test_examples:
+                test = self._evaluate(self._encode(self.test_examples))
+                summary["test"] = test.metrics
+                self.emit(metric_line({f"test_{k}": v for k, v in test.metrics.items()}))
+        write_reports(self.paths.output_data_dir, summary, result.history, self.labels.names, confusion)
+        return summary
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0]}
+    for name in ("torch", "transformers", "tokenizers", "safetensors"):
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def clear_directory(directory: Path) -> None:
+    """Empty a directory without removing it: /opt/ml/model may be a mount point."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for child in directory.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)

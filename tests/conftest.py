@@ -1,0 +1,53 @@
+"""Fixtures: tiny base models built in code, and classifiers really trained by `train` from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sample_data import make_rows
+from support import TINY_HYPERPARAMETERS, make_ml_tree, run_train
+from tiny_models import build_bert, build_gpt2
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_base(tmp_path_factory) -> Path:
+    return build_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_base(tmp_path_factory) -> Path:
+    return build_gpt2(tmp_path_factory.mktemp("tiny-gpt2"))
+
+
+def _train_once(tmp_path_factory, name: str, base_model: Path, rows: list[dict], **hyper: str) -> Path:
+    base = make_ml_tree(
+        tmp_path_factory.mktemp(name),
+        {**TINY_HYPERPARAMETERS, **hyper},
+        {"train": rows, "model": base_model},
+        channel_format="jsonl",
+    )
+    result = run_train(base)
+    assert result.returncode == 0, f"train failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return base / "model"
+
+
+@pytest.fixture(scope="session")
+def bert_model_dir(tmp_path_factory, tiny_bert_base) -> Path:
+    """A BERT classifier trained by `train` on the four-topic sample (labels: finance, sport, tech, weather)."""
+    return _train_once(tmp_path_factory, "bert-trained", tiny_bert_base, make_rows(400))
+
+
+@pytest.fixture(scope="session")
+def gpt2_model_dir(tmp_path_factory, tiny_gpt2_base) -> Path:
+    """A GPT-2 classifier trained by `train` on the same sample."""
+    return _train_once(tmp_path_factory, "gpt2-trained", tiny_gpt2_base, make_rows(400))
+
+
+@pytest.fixture(scope="session")
+def multilabel_model_dir(tmp_path_factory, tiny_bert_base) -> Path:
+    """A multi-label BERT classifier: each text carries its topic and, for half of them, also 'news'."""
+    rows = [
+        {"text": r["text"], "label": [r["label"]] + (["news"] if i % 2 else [])} for i, r in enumerate(make_rows(400))
+    ]
+    return _train_once(tmp_path_factory, "multilabel-trained", tiny_bert_base, rows)

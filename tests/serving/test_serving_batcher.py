@@ -1,0 +1,125 @@
+"""The MicroBatcher with a fake model: bounds, length grouping, each request its own results, failures."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from textclf.serving.batcher import DirectRunner, MicroBatcher, plan_batches
+from textclf.serving.errors import NotReady
+
+
+class FakeModel:
+    """run_batch doubles each payload, after a pause, and records every batch it saw."""
+
+    def __init__(self, pause: float = 0.01) -> None:
+        self.pause = pause
+        self.batches: list[list[tuple[str, int]]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, payloads: list) -> list:
+        time.sleep(self.pause)
+        with self.lock:
+            self.batches.append(list(payloads))
+        return [(name, value * 2) for name, value in payloads]
+
+
+def test_plan_batches_sorts_by_length_and_respects_both_bounds():
+    lengths = [5, 50, 6, 7, 48, 51, 200, 4]
+    batches = plan_batches(lengths, max_batch_size=3, max_batch_tokens=120)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    for batch in batches:
+        sizes = [lengths[i] for i in batch]
+        assert sizes == sorted(sizes) and len(batch) <= 3
+        assert len(batch) == 1 or max(sizes) * len(batch) <= 120
+    assert [lengths[i] for i in batches[0]] == [4, 5, 6]
+    assert [[lengths[i] for i in b] for b in batches][-1] == [200]  # over the budget alone: still served
+
+
+def test_concurrent_requests_share_batches_and_get_exactly_their_results():
+    model = FakeModel()
+    batcher = MicroBatcher(model, max_batch_size=8, max_batch_tokens=1000, max_delay_s=0.02)
+
+    def client(c: int) -> tuple[int, list]:
+        payloads = [(f"c{c}", c * 100 + k) for k in range(c % 4 + 1)]
+        results, largest = batcher.predict(payloads, [10 + k for k in range(len(payloads))], timeout=10)
+        return c, results, largest
+
+    try:
+        with ThreadPoolExecutor(24) as pool:
+            outcomes = list(pool.map(client, range(48)))
+    finally:
+        batcher.close()
+    for c, results, _ in outcomes:
+        assert results == [(f"c{c}", (c * 100 + k) * 2) for k in range(c % 4 + 1)]
+    assert max(len(b) for b in model.batches) <= 8
+    assert any(len({name for name, _ in b}) > 1 for b in model.batches), "no batch mixed two requests"
+    assert max(largest for _, _, largest in outcomes) > 1
+    stats = batcher.stats.snapshot()
+    assert stats["texts"] == sum(c % 4 + 1 for c in range(48)) and stats["shared_batches"] > 0
+
+
+def test_token_budget_and_length_groups_inside_one_window():
+    model = FakeModel(pause=0)
+    batcher = MicroBatcher(model, max_batch_size=16, max_batch_tokens=100, max_delay_s=0.05)
+    try:
+        lengths = [10, 40, 11, 39, 12, 41]
+        payloads = [(str(n), n) for n in lengths]
+        results, _ = batcher.predict(payloads, lengths, timeout=5)
+    finally:
+        batcher.close()
+    assert results == [(str(n), n * 2) for n in lengths]
+    grouped = [sorted(v for _, v in batch) for batch in model.batches]
+    assert grouped == [[10, 11, 12], [39, 40], [41]]  # short texts together, long ones together, <= 100 tokens
+
+
+def test_a_failing_batch_fails_its_requests_only_and_the_batcher_lives_on():
+    calls = []
+
+    def flaky(payloads: list) -> list:
+        calls.append(payloads)
+        if any(p == "boom" for p in payloads):
+            raise RuntimeError("model exploded")
+        return [p.upper() for p in payloads]
+
+    batcher = MicroBatcher(flaky, max_batch_size=4, max_delay_s=0)
+    try:
+        with pytest.raises(RuntimeError, match="model exploded"):
+            batcher.predict(["boom"], [3], timeout=5)
+        assert batcher.predict(["ok", "fine"], [2, 4], timeout=5)[0] == ["OK", "FINE"]
+    finally:
+        batcher.close()
+
+
+def test_a_request_that_times_out_is_dropped_from_the_queue():
+    gate = threading.Event()
+    seen = []
+
+    def slow(payloads: list) -> list:
+        seen.extend(payloads)
+        gate.wait(5)
+        return payloads
+
+    batcher = MicroBatcher(slow, max_batch_size=1, max_delay_s=0)
+    try:
+        blocker = threading.Thread(target=batcher.predict, args=(["first"], [1], 10))
+        blocker.start()
+        time.sleep(0.1)
+        with pytest.raises(NotReady, match="did not finish within"):
+            batcher.predict(["late"], [1], timeout=0.2)
+        gate.set()
+        blocker.join()
+        assert batcher.predict(["next"], [1], timeout=5)[0] == ["next"]
+        assert "late" not in seen
+    finally:
+        batcher.close()
+
+
+def test_direct_runner_batches_one_request_alone():
+    model = FakeModel(pause=0)
+    runner = DirectRunner(model, max_batch_size=2, max_batch_tokens=1000)
+    results, largest = runner.predict([("a", 1), ("b", 2), ("c", 3)], [5, 1, 3])
+    assert results == [("a", 2), ("b", 4), ("c", 6)] and largest == 2
+    assert runner.stats.snapshot()["batches"] == 2

@@ -1,0 +1,122 @@
+"""TEXTCLF_* knobs, the process plan (workers, threads, GPUs) and the gunicorn hooks that bind GPUs."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from types import SimpleNamespace
+
+import pytest
+from textclf.contract import ServingEnvironment, serving_environment
+from textclf.errors import UserError
+from textclf.serving.settings import (
+    KNOBS,
+    ServingSettings,
+    gpu_count,
+    load_settings,
+    plan_processes,
+    visible_gpu_ids,
+)
+
+
+def test_defaults_and_every_knob_documented():
+    assert load_settings({}) == ServingSettings()
+    assert {k.name for k in KNOBS} == {
+        "BATCHING", "MAX_BATCH_SIZE", "MAX_BATCH_TOKENS", "MAX_BATCH_DELAY_MS", "TORCH_THREADS", "HTTP_THREADS",
+        "DEVICE", "DTYPE",
+    }  # fmt: skip
+    assert all(k.meaning and k.default for k in KNOBS)
+
+
+def test_values_are_parsed():
+    settings = load_settings(
+        {
+            "TEXTCLF_BATCHING": "off",
+            "TEXTCLF_MAX_BATCH_SIZE": "8",
+            "TEXTCLF_MAX_BATCH_TOKENS": "1024",
+            "TEXTCLF_MAX_BATCH_DELAY_MS": "2.5",
+            "TEXTCLF_TORCH_THREADS": "3",
+            "TEXTCLF_DEVICE": "CPU",
+            "TEXTCLF_DTYPE": "bfloat16",
+        }
+    )
+    assert not settings.batching and settings.max_batch_size == 8 and settings.max_batch_tokens == 1024
+    assert settings.max_batch_delay_ms == 2.5 and settings.torch_threads == 3
+    assert settings.device == "cpu" and settings.dtype == "bfloat16"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TEXTCLF_MAX_BATCH_SIZE", "0"),
+        ("TEXTCLF_MAX_BATCH_SIZE", "many"),
+        ("TEXTCLF_MAX_BATCH_DELAY_MS", "-1"),
+        ("TEXTCLF_BATCHING", "maybe"),
+        ("TEXTCLF_DTYPE", "int8"),
+    ],
+)
+def test_bad_values_name_the_knob(name, value):
+    with pytest.raises(UserError, match=name):
+        load_settings({name: value})
+
+
+def test_cpu_plan_keeps_workers_times_threads_within_cores():
+    plan = plan_processes(ServingEnvironment(), ServingSettings(), cores=8, gpus=[])
+    assert (plan.workers, plan.torch_threads, plan.on_gpu) == (1, 7, False)  # one core for the HTTP threads
+    assert plan_processes(ServingEnvironment(), ServingSettings(), cores=2, gpus=[]).torch_threads == 1
+    assert plan_processes(ServingEnvironment(), ServingSettings(), cores=1, gpus=[]).torch_threads == 1
+    plan = plan_processes(ServingEnvironment(workers=3), ServingSettings(), cores=8, gpus=[])
+    assert (plan.workers, plan.torch_threads) == (3, 2)
+    plan = plan_processes(ServingEnvironment(workers=4), ServingSettings(torch_threads=1), cores=2, gpus=[])
+    assert (plan.workers, plan.torch_threads) == (4, 1)
+
+
+def test_gpu_plan_is_one_worker_per_device():
+    plan = plan_processes(ServingEnvironment(), ServingSettings(), cores=16, gpus=["0", "1", "2", "3"])
+    assert plan.workers == 4 and plan.devices == ("0", "1", "2", "3") and plan.torch_threads == 4
+    forced_cpu = plan_processes(ServingEnvironment(), ServingSettings(device="cpu"), cores=16, gpus=["0"])
+    assert not forced_cpu.on_gpu and forced_cpu.workers == 1
+    with pytest.raises(UserError, match="no GPU"):
+        plan_processes(ServingEnvironment(), ServingSettings(device="cuda"), cores=4, gpus=[])
+
+
+def test_gpus_are_counted_without_torch():
+    assert gpu_count({"CUDA_VISIBLE_DEVICES": "2,5"}) == 2
+    assert gpu_count({"CUDA_VISIBLE_DEVICES": ""}) == 0
+    assert visible_gpu_ids({"CUDA_VISIBLE_DEVICES": "2, 5"}) == ["2", "5"]
+    assert gpu_count({"CUDA_VISIBLE_DEVICES": "-1"}) == 0
+
+
+def test_serving_environment_reads_the_default_accept():
+    assert not serving_environment({}).default_accept_set
+    env = serving_environment({"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv"})
+    assert env.default_accept == "text/csv" and env.default_accept_set
+
+
+def test_gunicorn_hooks_bind_each_worker_to_its_own_gpu(monkeypatch, tmp_path):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    monkeypatch.setenv("SAGEMAKER_MODEL_SERVER_TIMEOUT", "42")
+    monkeypatch.setenv("TEXTCLF_RUN_DIR", str(tmp_path))
+    sys.modules.pop("textclf.serving.gunicorn_conf", None)
+    conf = importlib.import_module("textclf.serving.gunicorn_conf")
+    try:
+        assert conf.workers == 2 and conf.worker_class == "gthread" and conf.timeout == 42
+        assert conf.preload_app is False and conf.graceful_timeout < 30
+        server = SimpleNamespace(WORKERS={}, num_workers=2)
+        first, second, third = (SimpleNamespace(pid=pid) for pid in (101, 102, 103))
+        conf.pre_fork(server, first)
+        server.WORKERS[101] = first
+        conf.pre_fork(server, second)
+        server.WORKERS[102] = second
+        assert (first.textclf_slot, second.textclf_slot) == (0, 1)
+        conf.post_fork(server, second)
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"
+        del server.WORKERS[101]  # the first worker died: its replacement takes its GPU
+        conf.pre_fork(server, third)
+        conf.post_fork(server, third)
+        assert third.textclf_slot == 0 and os.environ["CUDA_VISIBLE_DEVICES"] == "3"
+    finally:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TOKENIZERS_PARALLELISM"):
+            monkeypatch.delenv(name, raising=False)
+        sys.modules.pop("textclf.serving.gunicorn_conf", None)

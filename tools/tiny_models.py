@@ -1,0 +1,98 @@
+"""Tiny randomly initialised base models (BERT, GPT-2) built in code: no hub, no download, seconds to train.
+
+    python tools/tiny_models.py bert|gpt2 OUT_DIR
+The tokenizer's vocabulary is learnt from tools/sample_data.py's words, so sample texts tokenise into real words.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sample_data import FILLER, TOPICS, make_rows  # noqa: E402
+
+
+def _corpus() -> list[str]:
+    words = sorted({w for ws in TOPICS.values() for w in ws} | set(FILLER))
+    return [row["text"] for row in make_rows(200, seed=123)] + words
+
+
+def build_bert(out: Path, hidden: int = 32, layers: int = 2, max_positions: int = 128) -> Path:
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(_corpus(), trainers.WordPieceTrainer(vocab_size=400, special_tokens=special))
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
+    )
+    tokenizer = BertTokenizerFast(tokenizer_object=tok, model_max_length=max_positions)
+    config = BertConfig(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=max_positions,
+        pad_token_id=tok.token_to_id("[PAD]"),
+    )
+    return _save(BertForSequenceClassification(config), tokenizer, out)
+
+
+def build_gpt2(out: Path, hidden: int = 32, layers: int = 2, max_positions: int = 128) -> Path:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2TokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=500, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(_corpus(), trainer)
+    eos = "<|endoftext|>"
+    # No pad token, exactly like the real GPT-2: the training code must supply one.
+    tokenizer = GPT2TokenizerFast(
+        tokenizer_object=tok, bos_token=eos, eos_token=eos, unk_token=eos, model_max_length=max_positions
+    )
+    config = GPT2Config(
+        vocab_size=tok.get_vocab_size(),
+        n_embd=hidden,
+        n_layer=layers,
+        n_head=2,
+        n_positions=max_positions,
+        bos_token_id=tok.token_to_id(eos),
+        eos_token_id=tok.token_to_id(eos),
+    )
+    return _save(GPT2ForSequenceClassification(config), tokenizer, out)
+
+
+def _save(model, tokenizer, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+BUILDERS = {"bert": build_bert, "gpt2": build_gpt2}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("kind", choices=sorted(BUILDERS))
+    parser.add_argument("out", type=Path)
+    args = parser.parse_args()
+    BUILDERS[args.kind](args.out)
+    print(args.out)
+
+
+if __name__ == "__main__":
+    main()
