@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import csv
+import http.client
 import io
 import json
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -230,14 +230,18 @@ def test_flask_refusals_are_json(bert_server, method, path, status):
 
 def test_oversized_body_refused_before_it_is_read(bert_server):
     # Content-Length says 50 MB and no byte of the body follows: the answer must still come, at once.
-    with socket.create_connection(("127.0.0.1", bert_server.port), timeout=5) as sock:
-        sock.sendall(
-            b"POST /invocations HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-            b'Content-Length: 50000000\r\n\r\n{"inputs": '
-        )
-        answer = sock.recv(65536).decode()
-    head, _, body = answer.partition("\r\n\r\n")
-    assert head.startswith("HTTP/1.1 413"), answer
+    connection = http.client.HTTPConnection("127.0.0.1", bert_server.port, timeout=5)
+    try:
+        connection.putrequest("POST", "/invocations")
+        connection.putheader("Content-Type", "application/json")
+        connection.putheader("Content-Length", "50000000")
+        connection.endheaders(message_body=b'{"inputs": ')
+        # getresponse reads the head and then the body by its length, however the packets split them.
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    assert response.status == 413, body
     assert json.loads(body)["code"] == 413
 
 
