@@ -51,3 +51,14 @@ def multilabel_model_dir(tmp_path_factory, tiny_bert_base) -> Path:
         {"text": r["text"], "label": [r["label"]] + (["news"] if i % 2 else [])} for i, r in enumerate(make_rows(400))
     ]
     return _train_once(tmp_path_factory, "multilabel-trained", tiny_bert_base, rows)
+
+
+@pytest.fixture(scope="session")
+def pair_model_dir(tmp_path_factory, tiny_bert_base) -> Path:
+    """A BERT classifier trained on text pairs (`text_pair_column=answer`), labelled by the topic of the answer."""
+    firsts, seconds = make_rows(400, seed=1), make_rows(400, seed=2)
+    rows = [
+        {"text": first["text"], "answer": second["text"], "label": second["label"]}
+        for first, second in zip(firsts[1:] + firsts[:1], seconds, strict=True)  # shifted: the topics disagree
+    ]
+    return _train_once(tmp_path_factory, "pair-trained", tiny_bert_base, rows, text_pair_column="answer")

@@ -37,3 +37,8 @@ def gpt2_server(gpt2_model_dir):
 @pytest.fixture(scope="module")
 def multilabel_server(multilabel_model_dir):
     yield from _serve(multilabel_model_dir)
+
+
+@pytest.fixture(scope="module")
+def pair_server(pair_model_dir):
+    yield from _serve(pair_model_dir)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -55,3 +58,57 @@ def test_multilabel_answers_every_label_over_the_threshold(multilabel_server):
     assert len(every) == 5 and sum(e["score"] for e in every) > 1.01  # sigmoid scores, not a distribution
     top1 = multilabel_server.post({"inputs": [texts[0]], "parameters": {"top_k": 1}}).json()
     assert len(top1[0]) == 1
+
+
+def reference_logits(model_dir, pairs: list[tuple[str, str]]) -> list[dict[str, float]]:
+    """What transformers itself computes for each (text, text_pair), one at a time: no code of ours involved."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    answers = []
+    with torch.no_grad():
+        for text, pair in pairs:
+            logits = model(**tokenizer(text, pair, return_tensors="pt")).logits[0].tolist()
+            answers.append({model.config.id2label[i]: value for i, value in enumerate(logits)})
+    return answers
+
+
+def pair_inputs(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"text": text, "text_pair": pair} for text, pair in pairs]
+
+
+def test_pair_model_reads_both_texts_in_every_format(pair_server, pair_model_dir):
+    topics = sorted(SAMPLE)
+    pairs = [(SAMPLE[a], SAMPLE[b]) for a in topics for b in topics if a != b]
+    swapped = [(pair, text) for text, pair in pairs]
+    # Both texts reach the model, in order, as one "[CLS] text [SEP] pair [SEP]" input.
+    for order in (pairs, swapped):
+        served = pair_server.post({"inputs": pair_inputs(order), "parameters": ALL_LOGITS}).json()
+        for answer, expected in zip(map(scores, served), reference_logits(pair_model_dir, order), strict=True):
+            assert answer.keys() == TOPICS, answer
+            assert all(abs(answer[k] - expected[k]) < 1e-4 for k in TOPICS), (answer, expected)
+    # Swapping the texts changes the logits, so the comparison above could tell the orders apart.
+    forward, backward = reference_logits(pair_model_dir, pairs), reference_logits(pair_model_dir, swapped)
+    assert any(abs(a[k] - b[k]) > 1e-3 for a, b in zip(forward, backward, strict=True) for k in TOPICS)
+
+    expected = pair_server.post({"inputs": pair_inputs(pairs)}).json()
+    rows = io.StringIO()
+    csv.writer(rows).writerows(pairs)
+    bodies = {
+        "application/jsonlines": "".join(json.dumps({"inputs": item}) + "\n" for item in pair_inputs(pairs)),
+        "text/csv": "text,text_pair\n" + rows.getvalue(),  # a header row naming the columns
+        "text/csv; no header": rows.getvalue(),  # a pair model reads two columns without a header too
+    }
+    for name, body in bodies.items():
+        response = requests.post(
+            f"{pair_server.url}/invocations",
+            data=body.encode(),
+            headers={"Content-Type": name.split(";")[0], "Accept": "application/json"},
+            timeout=30,
+        )
+        assert response.status_code == 200, (name, response.text)
+        answers = response.json()
+        assert [a["label"] for a in answers] == [a["label"] for a in expected], name
+        assert all(abs(a["score"] - b["score"]) < 1e-4 for a, b in zip(answers, expected, strict=True)), name
