@@ -81,3 +81,31 @@ def test_a_finished_job_restarted_does_not_train_again(tmp_path, tiny_bert_base)
     assert again.returncode == 0
     assert "Resuming from checkpoint" in again.stdout and "at step 5/5" in again.stdout
     assert "step=1/" not in again.stdout
+
+
+def test_sigterm_during_the_final_evaluation_still_leaves_the_trained_model(tmp_path, tiny_bert_base):
+    # Training is short; the test set is large and scored four texts at a time, so SIGTERM lands inside it.
+    base = make_ml_tree(
+        tmp_path,
+        {**TINY_HYPERPARAMETERS, "max_steps": "4", "per_device_batch_size": "2"},
+        {"train": make_rows(60), "test": make_rows(40000, seed=3), "model": tiny_bert_base},
+    )
+    process = start_train(base)
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("Final evaluation of the kept model"):
+            break
+    else:
+        pytest.fail("train never reached its final evaluation:\n" + "".join(lines))
+    signalled = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    rest, _ = process.communicate(timeout=60)
+    seconds, output = time.monotonic() - signalled, "".join(lines) + rest
+    assert process.returncode == 143, output
+    assert seconds < 10, f"took {seconds:.1f} s to stop"
+    assert "test_accuracy=" not in output  # the test set was not scored to the end
+    assert (base / "model" / "model.safetensors").exists()
+    assert "during the final evaluation, after all 4 training steps" in failure_text(base)
+    metrics = json.loads((base / "output" / "data" / "metrics.json").read_text())
+    assert metrics["final_evaluation_interrupted"] is True and "test" not in metrics

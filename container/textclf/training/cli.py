@@ -136,5 +136,12 @@ def run(paths: MLPaths, stop: threading.Event) -> int:
             f"{paths.checkpoints_dir} and the best model so far in {paths.model_dir}. "
             "A job started with the same checkpoint location resumes from it.",
         )
+    if summary.get("final_evaluation_interrupted"):
+        return _report_stop(
+            paths,
+            f"Stopped by SIGTERM during the final evaluation, after all {result.step} training steps; the trained "
+            f"model is in {paths.model_dir}, without its final validation and test scores. A job started with the "
+            "same checkpoint location trains nothing and only evaluates again.",
+        )
     emit(f"Training complete in {summary['train_seconds']:.1f} s; model written to {paths.model_dir}.")
     return 0

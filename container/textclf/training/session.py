@@ -11,6 +11,7 @@ from collections.abc import Callable
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..artifact import ModelMetadata
@@ -20,7 +21,7 @@ from .base_model import default_learning_rate, load_base, resolve_source
 from .batching import EncodedSet, encode
 from .checkpoints import CheckpointStore
 from .data import ChannelData, Example, drop_unknown_labels, learn_labels, read_channel, split_validation
-from .evaluation import evaluate
+from .evaluation import EvaluationInterrupted, evaluate
 from .hyperparameters import Hyperparameters
 from .loop import Trainer, TrainingResult, metric_line
 from .reports import write_reports
@@ -106,6 +107,7 @@ class TrainingSession:
             self.labels.multi_label,
             self.device,
             self.trainer.autocast,
+            self.stop.is_set,  # SIGTERM skips what is left: the model matters more than its final scores
         )
 
     # -- outputs -------------------------------------------------------------------------------------------------
@@ -138,17 +140,30 @@ class TrainingSession:
             "best": result.best,
             "train_seconds": seconds,
         }
+        confusion = None if result.stopped else self._final_evaluation(summary)
+        write_reports(self.paths.output_data_dir, summary, result.history, self.labels.names, confusion)
+        return summary
+
+    def _final_evaluation(self, summary: dict) -> np.ndarray | None:
+        """Score the kept model on validation and test into `summary`; the validation confusion matrix, if any."""
+        test_data = self._encode(self.test_examples) if self.test_examples else None
+        self.emit(
+            f"Final evaluation of the kept model on {len(self.eval_data) if self.eval_data else 0} "
+            f"validation and {len(test_data) if test_data else 0} test texts."
+        )
         confusion = None
-        if not result.stopped:
+        try:
             if self.eval_data is not None:
                 final = self._evaluate(self.eval_data)
                 summary["validation"], confusion = final.metrics, final.confusion
-            if self.test_examples:
-                test = self._evaluate(self._encode(self.test_examples))
+            if test_data is not None:
+                test = self._evaluate(test_data)
                 summary["test"] = test.metrics
                 self.emit(metric_line({f"test_{k}": v for k, v in test.metrics.items()}))
-        write_reports(self.paths.output_data_dir, summary, result.history, self.labels.names, confusion)
-        return summary
+        except EvaluationInterrupted:
+            log.warning("Final evaluation interrupted by a stop request; writing the model without its scores.")
+            summary["final_evaluation_interrupted"] = True
+        return confusion
 
 
 def library_versions() -> dict[str, str]:
