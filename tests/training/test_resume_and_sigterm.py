@@ -16,20 +16,24 @@ def _tree(path, base_model):
     return make_ml_tree(path, HYPER, {"train": make_rows(400), "model": base_model})
 
 
-def _stop_after(base, step: int) -> tuple[int, float, str]:
-    """Start `train`, wait for its progress line of `step`, send SIGTERM; (exit code, seconds to exit, output)."""
+def _stop_at(base, line_start: str) -> tuple[int, float, str]:
+    """Start `train`, wait for an output line starting `line_start`, send SIGTERM; (exit code, seconds, output)."""
     process = start_train(base)
     lines = []
     for line in process.stdout:
         lines.append(line)
-        if line.startswith(f"step={step}/"):
+        if line.startswith(line_start):
             break
     else:
-        pytest.fail("train ended before the step to stop at:\n" + "".join(lines))
+        pytest.fail(f"train ended before a line starting {line_start!r}:\n" + "".join(lines))
     signalled = time.monotonic()
     process.send_signal(signal.SIGTERM)
     rest, _ = process.communicate(timeout=60)
     return process.returncode, time.monotonic() - signalled, "".join(lines) + rest
+
+
+def _stop_after(base, step: int) -> tuple[int, float, str]:
+    return _stop_at(base, f"step={step}/")  # the progress line of that step
 
 
 def test_sigterm_checkpoints_writes_best_model_and_exits_fast(tmp_path, tiny_bert_base):
@@ -90,19 +94,8 @@ def test_sigterm_during_the_final_evaluation_still_leaves_the_trained_model(tmp_
         {**TINY_HYPERPARAMETERS, "max_steps": "4", "per_device_batch_size": "2"},
         {"train": make_rows(60), "test": make_rows(40000, seed=3), "model": tiny_bert_base},
     )
-    process = start_train(base)
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        if line.startswith("Final evaluation of the kept model"):
-            break
-    else:
-        pytest.fail("train never reached its final evaluation:\n" + "".join(lines))
-    signalled = time.monotonic()
-    process.send_signal(signal.SIGTERM)
-    rest, _ = process.communicate(timeout=60)
-    seconds, output = time.monotonic() - signalled, "".join(lines) + rest
-    assert process.returncode == 143, output
+    code, seconds, output = _stop_at(base, "Final evaluation of the kept model")
+    assert code == 143, output
     assert seconds < 10, f"took {seconds:.1f} s to stop"
     assert "test_accuracy=" not in output  # the test set was not scored to the end
     assert (base / "model" / "model.safetensors").exists()
