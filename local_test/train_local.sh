@@ -17,9 +17,6 @@ set -euo pipefail
 
 readonly image=${1:?usage: train_local.sh IMAGE}
 readonly container=textclf-local-train-$$ # unique: a trap removes it on any exit
-# `python3 -c "$seeded_run" SCRIPT ARG...` runs SCRIPT with torch's random generator seeded.
-readonly seeded_run='import runpy, sys, torch; torch.manual_seed(0); sys.argv = sys.argv[1:]; '\
-'runpy.run_path(sys.argv[0], run_name="__main__")'
 
 # The directory of the MiniLM package's model files, if $PY has the package.
 minilm_dir() {
@@ -29,10 +26,9 @@ minilm_dir() {
 
 add_tiny_bert() {
     local target=$1
-    # Seeded, so that runs start from the same weights (some random starts need many more epochs on this data).
     docker run --rm "${user_args[@]}" --network none -e HF_HUB_DISABLE_PROGRESS_BARS=1 \
         -v "$repo/tools:/opt/tools:ro" -v "$target:/out" "$image" \
-        python3 -c "$seeded_run" /opt/tools/tiny_models.py bert /out >/dev/null
+        python3 /opt/tools/tiny_models.py bert /out --seed 0 >/dev/null
     cp "$local_test/tiny-model-hyperparameters.json" "$work_dir/input/config/hyperparameters.json"
 }
 

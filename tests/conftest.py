@@ -12,6 +12,7 @@ from tiny_models import build_bert, build_gpt2
 
 @pytest.fixture(scope="session")
 def tiny_bert_base(tmp_path_factory) -> Path:
+    """The tiny BERT from seed 0, as local_test builds it: the same weights, so the same trained models, every run."""
     return build_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 

@@ -1,7 +1,8 @@
 """Tiny randomly initialised base models (BERT, GPT-2) built in code: no hub, no download, seconds to train.
 
-    python tools/tiny_models.py bert|gpt2 OUT_DIR
+    python tools/tiny_models.py bert|gpt2 OUT_DIR [--seed N]
 The tokenizer's vocabulary is learnt from tools/sample_data.py's words, so sample texts tokenise into real words.
+The weights are seeded: some random starts need many more epochs on the sample data, so runs start alike.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ def _corpus() -> list[str]:
     return [row["text"] for row in make_rows(200, seed=123)] + words
 
 
-def build_bert(out: Path, hidden: int = 32, layers: int = 2, max_positions: int = 128) -> Path:
+def build_bert(out: Path, hidden: int = 32, layers: int = 2, max_positions: int = 128, seed: int = 0) -> Path:
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
@@ -44,10 +45,10 @@ def build_bert(out: Path, hidden: int = 32, layers: int = 2, max_positions: int 
         max_position_embeddings=max_positions,
         pad_token_id=tok.token_to_id("[PAD]"),
     )
-    return _save(BertForSequenceClassification(config), tokenizer, out)
+    return _save(_seeded(seed, BertForSequenceClassification, config), tokenizer, out)
 
 
-def build_gpt2(out: Path, hidden: int = 32, layers: int = 2, max_positions: int = 128) -> Path:
+def build_gpt2(out: Path, hidden: int = 32, layers: int = 2, max_positions: int = 128, seed: int = 0) -> Path:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2TokenizerFast
 
@@ -72,7 +73,14 @@ def build_gpt2(out: Path, hidden: int = 32, layers: int = 2, max_positions: int 
         bos_token_id=tok.token_to_id(eos),
         eos_token_id=tok.token_to_id(eos),
     )
-    return _save(GPT2ForSequenceClassification(config), tokenizer, out)
+    return _save(_seeded(seed, GPT2ForSequenceClassification, config), tokenizer, out)
+
+
+def _seeded(seed: int, model_class, config):
+    import torch
+
+    torch.manual_seed(seed)
+    return model_class(config)
 
 
 def _save(model, tokenizer, out: Path) -> Path:
@@ -89,8 +97,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("kind", choices=sorted(BUILDERS))
     parser.add_argument("out", type=Path)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
     args = parser.parse_args()
-    BUILDERS[args.kind](args.out)
+    BUILDERS[args.kind](args.out, seed=args.seed)
     print(args.out)
 
 

@@ -72,21 +72,10 @@ def containers():
 
 
 @pytest.fixture(scope="session")
-def seeded_bert_base(tmp_path_factory) -> Path:
-    """The tiny BERT from a fixed seed (the one local_test uses), so that training it gives the same, accurate
-    model every time: from some random starts ten epochs are not enough on the sample data."""
-    import torch
-    from tiny_models import build_bert
-
-    torch.manual_seed(0)
-    return build_bert(tmp_path_factory.mktemp("seeded-bert"))
-
-
-@pytest.fixture(scope="session")
-def trained_tree(image, seeded_bert_base, tmp_path_factory) -> TrainedTree:
+def trained_tree(image, tiny_bert_base, tmp_path_factory) -> TrainedTree:
     """One `docker run IMAGE train` (as root, like SageMaker) on the sample data and the tiny BERT: the train
     tests check what it left, the serve tests serve its model."""
-    tree = ml_tree(tmp_path_factory.mktemp("trained"), seeded_bert_base, epochs="10", logging_steps="20")
+    tree = ml_tree(tmp_path_factory.mktemp("trained"), tiny_bert_base, epochs="10", logging_steps="20")
     name = f"textclf-test-train-{os.getpid()}"
     docker("rm", "--force", name, check=False)
     try:
