@@ -22,7 +22,9 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements/image.txt requirements/dev.txt
+# No file prerequisites: the path already names the lock files' hash, and a fresh clone's newer files must not
+# trigger a reinstall.
+$(VENV)/.installed:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip==25.3
 	$(VENV)/bin/pip install --quiet -r requirements/dev.txt
@@ -31,6 +33,7 @@ $(VENV)/.installed: requirements/image.txt requirements/dev.txt
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/shellcheck -x local_test/*.sh docker/*.sh docker/entrypoint .ci/run
 
 test: venv lint
 	$(PY) -m pytest $(PYTEST_ARGS)
