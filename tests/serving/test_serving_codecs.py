@@ -59,7 +59,7 @@ def test_json_shapes():
     assert request.parameters == [Parameters(top_k=2, top_k_given=True, truncation=False)]
     assert codecs.decode(b'["a", "b"]', JSON).inputs == [TextInput("a"), TextInput("b")]
     assert codecs.decode(b'"bare"', None).single  # no Content-Type: JSON
-    pair = codecs.decode(b'{"inputs": [{"text": "q", "text_pair": "a"}]}', JSON)
+    pair = codecs.decode(b'{"inputs": [{"text": "q", "text_pair": "a"}]}', JSON, text_pair=True)
     assert pair.inputs == [TextInput("q", "a")] and not pair.single
     every = codecs.decode(b'{"inputs": "x", "parameters": {"top_k": null}}', JSON).parameters[0]
     assert every.top_k is None and every.top_k_given
@@ -80,11 +80,27 @@ def test_jsonlines_lines_keep_their_parameters_and_order():
 def test_csv_with_and_without_header():
     assert [i.text for i in codecs.decode(b'text,id\n"a, b",1\nc,2\n', CSV).inputs] == ["a, b", "c"]
     assert [i.text for i in codecs.decode(b"first\r\nsecond\r\n\r\n", CSV).inputs] == ["first", "second"]
-    pairs = codecs.decode(b"text,text_pair\nq,a\n", CSV).inputs
+    pairs = codecs.decode(b"text,text_pair\nq,a\n", CSV, text_pair=True).inputs
     assert pairs == [TextInput("q", "a")]
     assert codecs.decode(b"q,a\n", CSV, text_pair=True).inputs == [TextInput("q", "a")]
     with pytest.raises(Unprocessable, match="2 columns"):
         codecs.decode(b"q,a\n", CSV)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "text_pair", "words"),
+    [
+        (b'["a", {"text": "q", "text_pair": "a"}]', JSON, False, "Input 2 has a text_pair"),
+        (b'{"inputs": ["q"]}', JSON, True, "Input 1 is a single text"),
+        (b'{"inputs": {"text": "q", "text_pair": "a"}}\n{"inputs": "b"}\n', "application/jsonlines", True, "Input 2"),
+        (b"q,a\nonly\n", CSV, True, "Input 2 is a single text"),
+        (b"text,text_pair\nq,a\n", CSV, False, "trained on single texts"),
+        (b"just one", "text/plain", True, "trained on text pairs"),
+    ],
+)
+def test_pairs_must_match_how_the_model_was_trained(body, content_type, text_pair, words):
+    with pytest.raises(Unprocessable, match=words):
+        codecs.decode(body, content_type, text_pair=text_pair)
 
 
 @pytest.mark.parametrize(

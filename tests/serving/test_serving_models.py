@@ -112,3 +112,8 @@ def test_pair_model_reads_both_texts_in_every_format(pair_server, pair_model_dir
         answers = response.json()
         assert [a["label"] for a in answers] == [a["label"] for a in expected], name
         assert all(abs(a["score"] - b["score"]) < 1e-4 for a, b in zip(answers, expected, strict=True)), name
+
+    # One text alone means nothing to a pair model: refused with what to send, and the server goes on.
+    single = requests.post(f"{pair_server.url}/invocations", json={"inputs": ["q", "a"]}, timeout=30)
+    assert single.status_code == 422 and "trained on text pairs" in single.json()["error"], single.text
+    assert pair_server.post({"inputs": pair_inputs(pairs)}).json() == expected

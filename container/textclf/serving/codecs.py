@@ -250,7 +250,24 @@ def decode(body: bytes, content_type: str | None, text_pair: bool = False) -> De
     decoder = DECODERS.get(media or JSON)  # no Content-Type at all: JSON, the contract's default
     if decoder is None:
         raise UnsupportedMediaType(f"Cannot read Content-Type {content_type!r}; send {', '.join(DECODERS)}.")
-    return decoder(body_text(body, params), text_pair)
+    request = decoder(body_text(body, params), text_pair)
+    check_pairing(request.inputs, text_pair)
+    return request
+
+
+def check_pairing(inputs: list[TextInput], text_pair: bool) -> None:
+    """A pair model needs both texts of every input, and a single-text model only one: either mismatch would be
+    answered with scores that mean nothing, so it is refused."""
+    for number, item in enumerate(inputs, start=1):
+        if text_pair and item.pair is None:
+            raise Unprocessable(
+                f"Input {number} is a single text, but this model was trained on text pairs; send each input as "
+                '{"text": ..., "text_pair": ...} (CSV: two columns, or a header naming text and text_pair).'
+            )
+        if not text_pair and item.pair is not None:
+            raise Unprocessable(
+                f"Input {number} has a text_pair, but this model was trained on single texts; send the text alone."
+            )
 
 
 def check_content_type(content_type: str | None) -> str:
