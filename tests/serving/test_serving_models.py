@@ -83,14 +83,14 @@ def test_pair_model_reads_both_texts_in_every_format(pair_server, pair_model_dir
     topics = sorted(SAMPLE)
     pairs = [(SAMPLE[a], SAMPLE[b]) for a in topics for b in topics if a != b]
     swapped = [(pair, text) for text, pair in pairs]
+    forward, backward = reference_logits(pair_model_dir, pairs), reference_logits(pair_model_dir, swapped)
     # Both texts reach the model, in order, as one "[CLS] text [SEP] pair [SEP]" input.
-    for order in (pairs, swapped):
+    for order, reference in ((pairs, forward), (swapped, backward)):
         served = pair_server.post({"inputs": pair_inputs(order), "parameters": ALL_LOGITS}).json()
-        for answer, expected in zip(map(scores, served), reference_logits(pair_model_dir, order), strict=True):
+        for answer, expected in zip(map(scores, served), reference, strict=True):
             assert answer.keys() == TOPICS, answer
             assert all(abs(answer[k] - expected[k]) < 1e-4 for k in TOPICS), (answer, expected)
     # Swapping the texts changes the logits, so the comparison above could tell the orders apart.
-    forward, backward = reference_logits(pair_model_dir, pairs), reference_logits(pair_model_dir, swapped)
     assert any(abs(a[k] - b[k]) > 1e-3 for a, b in zip(forward, backward, strict=True) for k in TOPICS)
 
     expected = pair_server.post({"inputs": pair_inputs(pairs)}).json()
