@@ -79,8 +79,9 @@ def build_gpt2(out: Path, hidden: int = 32, layers: int = 2, max_positions: int 
 def _seeded(seed: int, model_class, config):
     import torch
 
-    torch.manual_seed(seed)
-    return model_class(config)
+    with torch.random.fork_rng(devices=[]):  # the caller's random state (a test session's) is left as it was
+        torch.manual_seed(seed)
+        return model_class(config)
 
 
 def _save(model, tokenizer, out: Path) -> Path:
