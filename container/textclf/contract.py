@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from .environment import choice, text, variable, whole_number
+from .environment import read as read_environment
 from .errors import UserError
 
 DEFAULT_BASE_DIR = "/opt/ml"
@@ -124,8 +126,6 @@ def read_hyperparameters(paths: MLPaths) -> dict[str, str]:
 class Channel:
     name: str
     path: Path
-    input_mode: str = "File"
-    content_type: str | None = None
 
 
 def read_channels(paths: MLPaths) -> dict[str, Channel]:
@@ -142,7 +142,7 @@ def read_channels(paths: MLPaths) -> dict[str, Channel]:
                 f"Channel '{name}' uses Pipe input mode, which this image does not read.",
                 "Set the channel's InputMode to File or FastFile.",
             )
-        channels[name] = Channel(name, paths.channel_dir(name), mode, spec.get("ContentType"))
+        channels[name] = Channel(name, paths.channel_dir(name))
     if paths.data_dir.is_dir():
         for child in sorted(paths.data_dir.iterdir()):
             if child.is_dir() and child.name not in channels and not child.name.startswith("."):
@@ -156,14 +156,6 @@ class ResourceConfig:
     hosts: tuple[str, ...] = ("algo-1",)
     network_interface_name: str = "eth0"
 
-    @property
-    def node_rank(self) -> int:
-        return self.hosts.index(self.current_host)
-
-    @property
-    def is_main_host(self) -> bool:
-        return self.node_rank == 0
-
 
 def read_resource_config(paths: MLPaths) -> ResourceConfig:
     if not paths.resource_config_file.exists():
@@ -174,73 +166,63 @@ def read_resource_config(paths: MLPaths) -> ResourceConfig:
     return ResourceConfig(current, hosts, data.get("network_interface_name") or "eth0")
 
 
-# --- serving environment (CONTRACT A2) ------------------------------------------------------------------------
+# --- serving environment ----------------------------------------------------------------------------------------
+# The variables SageMaker (or the inference toolkits' conventions) set for a model server. TEXTCLF_* knobs of our
+# own live in textclf.serving.settings; both are read by textclf.environment.
+
+_LOG_LEVELS = {"10": "DEBUG", "20": "INFO", "30": "WARNING", "40": "ERROR", "50": "CRITICAL"}
 
 
-def _env_int(environ: Mapping[str, str], name: str, default: int | None, minimum: int = 1) -> int | None:
-    raw = (environ.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise UserError(f"{name}={raw!r} is not a whole number.", f"Set {name} to an integer >= {minimum}.") from None
-    if value < minimum:
-        raise UserError(f"{name}={value} is below {minimum}.", f"Set {name} to an integer >= {minimum}.")
-    return value
+def _log_level(name: str, raw: str) -> str:
+    """A logging level name; the toolkits accept names and numbers (20). Anything else is INFO, as they do."""
+    level = _LOG_LEVELS.get(raw.upper(), raw.upper())
+    return level if level in _LOG_LEVELS.values() else "INFO"
 
 
 @dataclass(frozen=True)
 class ServingEnvironment:
-    """The SAGEMAKER_* variables that a model server reads, parsed once."""
+    """The SAGEMAKER_* variables that a model server reads."""
 
-    port: int = 8080
-    workers: int | None = None  # None: the server chooses from the hardware
-    timeout_seconds: int = 60
-    max_payload_mb: int = 6
-    batch_transform: bool = False
-    batch_strategy: str = "MULTI_RECORD"
-    max_concurrent_transforms: int | None = None
-    default_accept: str = "application/json"
-    default_accept_set: bool = False  # SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT was given (else the server may choose)
-    log_level: str = "INFO"
-    safe_port_range: str | None = field(default=None)
+    port: int = variable("SAGEMAKER_BIND_TO_PORT", 8080, "port on 0.0.0.0", whole_number())
+    workers: int | None = variable(
+        "SAGEMAKER_MODEL_SERVER_WORKERS", None, "gunicorn workers (each holds one copy of the model)",
+        whole_number(), "one per GPU; on CPU 1",
+    )  # fmt: skip
+    timeout_seconds: int = variable(
+        "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60,
+        "seconds: gunicorn's worker timeout and each request's limit on inference (then 503)", whole_number(),
+    )  # fmt: skip
+    max_payload_mb: int = variable(
+        "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6, "largest request body in MB (413 above it)", whole_number()
+    )
+    batch_transform: bool = variable(
+        "SAGEMAKER_BATCH", False, "set to true by batch transform", lambda name, raw: raw.lower() == "true"
+    )
+    batch_strategy: str = variable(
+        "SAGEMAKER_BATCH_STRATEGY", "MULTI_RECORD", "reported by /execution-parameters",
+        choice("SINGLE_RECORD", "MULTI_RECORD", upper=True),
+    )  # fmt: skip
+    max_concurrent_transforms: int | None = variable(
+        "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", None, "reported by /execution-parameters", whole_number(),
+        "two per worker",
+    )  # fmt: skip
+    default_accept: str | None = variable(
+        "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", None, "answer format when the request has no Accept preference",
+        text, "the request's own format, else JSON",
+    )  # fmt: skip
+    log_level: str = variable(
+        "SAGEMAKER_CONTAINER_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING, ERROR (or 10-50)", _log_level
+    )
 
     @property
     def max_payload_bytes(self) -> int:
         return self.max_payload_mb * 1024 * 1024
 
 
-_LOG_LEVELS = {"10": "DEBUG", "20": "INFO", "30": "WARNING", "40": "ERROR", "50": "CRITICAL"}
-
-
 def log_level(environ: Mapping[str, str] | None = None) -> str:
-    """SAGEMAKER_CONTAINER_LOG_LEVEL as a logging level name; the toolkits accept names and numbers (20)."""
-    environ = os.environ if environ is None else environ
-    level = (environ.get("SAGEMAKER_CONTAINER_LOG_LEVEL") or "INFO").strip().upper()
-    level = _LOG_LEVELS.get(level, level)
-    return level if level in _LOG_LEVELS.values() else "INFO"
+    """SAGEMAKER_CONTAINER_LOG_LEVEL as a logging level name (train reads it too)."""
+    return read_environment(ServingEnvironment, environ).log_level
 
 
 def serving_environment(environ: Mapping[str, str] | None = None) -> ServingEnvironment:
-    environ = os.environ if environ is None else environ
-    level = log_level(environ)
-    strategy = (environ.get("SAGEMAKER_BATCH_STRATEGY") or "MULTI_RECORD").strip().upper()
-    if strategy not in ("SINGLE_RECORD", "MULTI_RECORD"):
-        raise UserError(
-            f"SAGEMAKER_BATCH_STRATEGY={strategy!r} is not a batch strategy.",
-            "Use SINGLE_RECORD or MULTI_RECORD.",
-        )
-    return ServingEnvironment(
-        port=_env_int(environ, "SAGEMAKER_BIND_TO_PORT", 8080),
-        workers=_env_int(environ, "SAGEMAKER_MODEL_SERVER_WORKERS", None),
-        timeout_seconds=_env_int(environ, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60),
-        max_payload_mb=_env_int(environ, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6),
-        batch_transform=(environ.get("SAGEMAKER_BATCH") or "").strip().lower() == "true",
-        batch_strategy=strategy,
-        max_concurrent_transforms=_env_int(environ, "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", None),
-        default_accept=(environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or "application/json").strip(),
-        default_accept_set=bool((environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or "").strip()),
-        log_level=level,
-        safe_port_range=environ.get("SAGEMAKER_SAFE_PORT_RANGE") or None,
-    )
+    return read_environment(ServingEnvironment, environ)

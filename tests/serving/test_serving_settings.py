@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
+import subprocess
 import sys
 from types import SimpleNamespace
 
 import pytest
+from harness import REPO, SERVE
+from textclf import environment
 from textclf.contract import ServingEnvironment, serving_environment
 from textclf.errors import UserError
 from textclf.serving.settings import (
-    KNOBS,
     ServingSettings,
     gpu_count,
     load_settings,
@@ -20,16 +23,19 @@ from textclf.serving.settings import (
 )
 
 
-def test_defaults_and_every_knob_documented():
-    assert load_settings({}) == ServingSettings()
-    assert {k.name for k in KNOBS} == {
-        "BATCHING", "MAX_BATCH_SIZE", "MAX_BATCH_TOKENS", "MAX_BATCH_DELAY_MS", "TORCH_THREADS", "HTTP_THREADS",
-        "DEVICE", "DTYPE",
-    }  # fmt: skip
-    assert all(k.meaning and k.default for k in KNOBS)
+def test_every_setting_is_listed_by_serve_help_and_the_readme_with_its_default():
+    assert load_settings({}) == ServingSettings() and serving_environment({}) == ServingEnvironment()
+    result = subprocess.run([sys.executable, str(SERVE), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    readme = (REPO / "README.md").read_text()
+    for settings in (ServingEnvironment, ServingSettings):
+        for name, default, meaning in environment.describe(settings):
+            line = rf"\n  {name} +{re.escape(meaning)} \[default: {re.escape(default)}\]\n"
+            assert meaning and re.search(line, result.stdout), name
+            assert f"`{name}`" in readme, name
 
 
-def test_values_are_parsed():
+def test_knob_values_are_parsed_in_any_case():
     settings = load_settings(
         {
             "TEXTCLF_BATCHING": "off",
@@ -89,9 +95,8 @@ def test_gpus_are_counted_without_torch():
 
 
 def test_serving_environment_reads_the_default_accept():
-    assert not serving_environment({}).default_accept_set
-    env = serving_environment({"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv"})
-    assert env.default_accept == "text/csv" and env.default_accept_set
+    assert serving_environment({}).default_accept is None
+    assert serving_environment({"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv"}).default_accept == "text/csv"
 
 
 def test_gunicorn_hooks_bind_each_worker_to_its_own_gpu(monkeypatch, tmp_path):

@@ -6,18 +6,20 @@ paragraph on stderr saying what was wrong and what to change, instead of workers
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
 
-from ..contract import ml_paths, serving_environment
+from .. import environment
+from ..contract import ServingEnvironment, ml_paths, serving_environment
 from ..errors import UserError
 from .codecs import check_default_accept
 from .modelinfo import describe_model
-from .settings import cpu_count, load_settings, plan_processes, visible_gpu_ids
+from .settings import ServingSettings, cpu_count, load_settings, plan_processes, visible_gpu_ids
 
 CONTAINER_DIR = Path(__file__).resolve().parents[2]  # .../container, which holds the textclf package
-APP = "textclf.serving.app:create_app()"
+APP = "textclf.serving.app:gunicorn_app()"
 CONFIG = "python:textclf.serving.gunicorn_conf"
 EXIT_USAGE = 2
 
@@ -36,7 +38,23 @@ def check() -> None:
     describe_model(ml_paths().model_dir)
 
 
+def _settings_help() -> str:
+    sections = []
+    for title, settings in (("SageMaker's variables", ServingEnvironment), ("the server's own knobs", ServingSettings)):
+        rows = environment.describe(settings)
+        width = max(len(name) for name, _, _ in rows)
+        lines = [f"  {name:<{width}}  {meaning} [default: {default}]" for name, default, meaning in rows]
+        sections.append(f"{title} (environment):\n" + "\n".join(lines))
+    return "\n\n".join(sections)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="serve",
+        description="Serve the model in $SAGEMAKER_BASE_DIR/model (default /opt/ml/model) on /ping and /invocations.",
+        epilog=_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).parse_args(argv)
     try:
         check()
     except UserError as exc:

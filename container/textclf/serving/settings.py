@@ -1,6 +1,6 @@
-"""The server's own knobs (TEXTCLF_*), each defined once with its default and meaning, and the process plan.
+"""The server's own knobs (TEXTCLF_*), each declared once with its default and meaning, and the process plan.
 
-SageMaker's variables (SAGEMAKER_*) are parsed in textclf.contract; this module adds the project's knobs and
+SageMaker's variables (SAGEMAKER_*) are declared in textclf.contract; this module adds the project's knobs and
 decides, from both and from the hardware, how many gunicorn workers and torch threads to run. Standard library
 only, no side effects at import: gunicorn's master reads it without ever importing torch.
 """
@@ -15,9 +15,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..contract import ServingEnvironment
+from ..environment import choice, decimal, switch, variable, whole_number
+from ..environment import read as read_environment
 from ..errors import UserError
 
-PREFIX = "TEXTCLF_"
 # SIGKILL follows SIGTERM after 30 s on SageMaker: in-flight requests get 20 s, gunicorn's exit the rest.
 GRACEFUL_TIMEOUT_S = 20
 # Idle keep-alive connections stay open longer than a front-end proxy's usual 60 s idle timeout, so the server is
@@ -26,87 +27,45 @@ KEEPALIVE_S = 75
 
 
 @dataclass(frozen=True)
-class Knob:
-    name: str  # without the prefix
-    default: str
-    meaning: str
+class ServingSettings:
+    """The server's own knobs, all TEXTCLF_*: `serve --help` and the README list them from here."""
 
-
-KNOBS = (
-    Knob("BATCHING", "on", "on: texts of concurrent requests share forward passes (micro-batching); off: each alone"),
-    Knob("MAX_BATCH_SIZE", "32", "most texts in one forward pass"),
-    Knob("MAX_BATCH_TOKENS", "8192", "most padded tokens (texts x longest text) in one forward pass"),
+    batching: bool = variable(
+        "TEXTCLF_BATCHING", True, "on: texts of concurrent requests share forward passes; off: each request alone",
+        switch, "on",
+    )  # fmt: skip
+    max_batch_size: int = variable("TEXTCLF_MAX_BATCH_SIZE", 32, "most texts in one forward pass", whole_number())
+    max_batch_tokens: int = variable(
+        "TEXTCLF_MAX_BATCH_TOKENS", 8192, "most padded tokens (texts x longest text) in one forward pass",
+        whole_number(),
+    )  # fmt: skip
     # 0: an idle model starts at once, and texts arriving while it runs form the next batch, so batching costs
     # nothing at low load; a few ms more trades latency for larger batches when requests arrive in bursts.
-    Knob("MAX_BATCH_DELAY_MS", "0", "longest a text waits for others to join its batch when the model is idle"),
-    Knob("TORCH_THREADS", "auto", "torch threads per worker; auto: (CPU cores - 1) / workers, at least 1"),
-    Knob("HTTP_THREADS", "64", "request threads per worker (gunicorn gthread); /ping never queues behind inference"),
-    Knob("DEVICE", "auto", "auto (a GPU when there is one), cpu, or cuda"),
-    Knob("DTYPE", "auto", "auto (bfloat16 on GPUs that support it, else float32), float32, bfloat16, float16"),
-)
-KNOB_DEFAULTS = {knob.name: knob.default for knob in KNOBS}
-
-
-@dataclass(frozen=True)
-class ServingSettings:
-    batching: bool = True
-    max_batch_size: int = 32
-    max_batch_tokens: int = 8192
-    max_batch_delay_ms: float = 0.0
-    torch_threads: int | None = None  # None: decided by plan_processes
-    http_threads: int = 64
-    device: str = "auto"
-    dtype: str = "auto"
+    max_batch_delay_ms: float = variable(
+        "TEXTCLF_MAX_BATCH_DELAY_MS", 0.0, "longest a text waits for others to join its batch when the model is idle",
+        decimal(0, 10_000), "0",
+    )  # fmt: skip
+    torch_threads: int | None = variable(
+        "TEXTCLF_TORCH_THREADS", None, "torch threads per worker", whole_number(auto="auto"),
+        "auto: (CPU cores - 1) / workers, at least 1; on GPU cores / workers",
+    )  # fmt: skip
+    http_threads: int = variable(
+        "TEXTCLF_HTTP_THREADS", 64, "request threads per worker (gunicorn gthread)", whole_number(minimum=2)
+    )
+    device: str = variable(
+        "TEXTCLF_DEVICE", "auto", "auto (a GPU when there is one), cpu, cuda", choice("auto", "cpu", "cuda")
+    )
+    dtype: str = variable(
+        "TEXTCLF_DTYPE", "auto", "auto (bfloat16 on GPUs that support it, else float32), float32, bfloat16, float16",
+        choice("auto", "float32", "bfloat16", "float16"),
+    )  # fmt: skip
 
     def describe(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def _raw(environ: Mapping[str, str], name: str) -> str:
-    return (environ.get(PREFIX + name) or KNOB_DEFAULTS[name]).strip()
-
-
-def _int(environ: Mapping[str, str], name: str, minimum: int = 1) -> int:
-    raw = _raw(environ, name)
-    try:
-        value = int(raw)
-    except ValueError:
-        raise UserError(
-            f"{PREFIX}{name}={raw!r} is not a whole number.", f"Set it to an integer >= {minimum}."
-        ) from None
-    if value < minimum:
-        raise UserError(f"{PREFIX}{name}={value} is below {minimum}.", f"Set it to an integer >= {minimum}.")
-    return value
-
-
-def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
-    value = _raw(environ, name).lower()
-    if value not in choices:
-        raise UserError(f"{PREFIX}{name}={value!r} is not one of {', '.join(choices)}.", "Use one of those values.")
-    return value
-
-
 def load_settings(environ: Mapping[str, str] | None = None) -> ServingSettings:
-    environ = os.environ if environ is None else environ
-    batching = _choice(environ, "BATCHING", ("on", "off", "true", "false", "1", "0"))
-    delay = _raw(environ, "MAX_BATCH_DELAY_MS")
-    try:
-        delay_ms = float(delay)
-    except ValueError:
-        delay_ms = -1.0
-    if not 0 <= delay_ms <= 10_000:
-        raise UserError(f"{PREFIX}MAX_BATCH_DELAY_MS={delay!r} is not a delay.", "Set milliseconds from 0 to 10000.")
-    threads = _raw(environ, "TORCH_THREADS").lower()
-    return ServingSettings(
-        batching=batching in ("on", "true", "1"),
-        max_batch_size=_int(environ, "MAX_BATCH_SIZE"),
-        max_batch_tokens=_int(environ, "MAX_BATCH_TOKENS"),
-        max_batch_delay_ms=delay_ms,
-        torch_threads=None if threads == "auto" else _int(environ, "TORCH_THREADS"),
-        http_threads=_int(environ, "HTTP_THREADS", minimum=2),
-        device=_choice(environ, "DEVICE", ("auto", "cpu", "cuda")),
-        dtype=_choice(environ, "DTYPE", ("auto", "float32", "bfloat16", "float16")),
-    )
+    return read_environment(ServingSettings, environ)
 
 
 # --- hardware and the process plan -----------------------------------------------------------------------------
