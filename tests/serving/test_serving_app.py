@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from support import REPO
+from harness import REPO
 from textclf.contract import ServingEnvironment
 from textclf.serving.app import build_runner, create_app
 from textclf.serving.modelinfo import ModelInfo
@@ -26,9 +26,9 @@ class FakePredictor:
         for i, item in enumerate(inputs):
             words = item.text.split()
             if not truncation and len(words) > 8:
-                from textclf.serving.errors import Unprocessable
+                from textclf.serving.errors import InvalidInput
 
-                raise Unprocessable(f"Input {offset + i} is {len(words)} tokens long; the limit is 8 tokens.")
+                raise InvalidInput(f"Input {offset + i} is {len(words)} tokens long; the limit is 8 tokens.")
             if item.text == "crash":
                 raise RuntimeError("a bug of ours")
             encoded.append({"input_ids": list(range(min(len(words), 8)))})
@@ -110,7 +110,7 @@ def test_execution_parameters_defaults_outside_batch_transform():
     assert body == {"MaxConcurrentTransforms": 2, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 6}
 
 
-def test_stats_and_unknown_routes():
+def test_stats_count_texts_and_unknown_routes_answer_json():
     client = ready_client()
     client.post("/invocations", json={"inputs": ["a", "b c"]})
     stats = client.get("/stats").json

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from textclf.serving.batcher import DirectRunner, MicroBatcher, plan_batches
-from textclf.serving.errors import NotReady
+from textclf.serving.errors import InferenceTimeout
 
 
 class FakeModel:
@@ -47,11 +47,8 @@ def test_concurrent_requests_share_batches_and_get_exactly_their_results():
         results, largest = batcher.predict(payloads, [10 + k for k in range(len(payloads))], timeout=10)
         return c, results, largest
 
-    try:
-        with ThreadPoolExecutor(24) as pool:
-            outcomes = list(pool.map(client, range(48)))
-    finally:
-        batcher.close()
+    with ThreadPoolExecutor(24) as pool:
+        outcomes = list(pool.map(client, range(48)))
     for c, results, _ in outcomes:
         assert results == [(f"c{c}", (c * 100 + k) * 2) for k in range(c % 4 + 1)]
     assert max(len(b) for b in model.batches) <= 8
@@ -64,12 +61,9 @@ def test_concurrent_requests_share_batches_and_get_exactly_their_results():
 def test_token_budget_and_length_groups_inside_one_window():
     model = FakeModel(pause=0)
     batcher = MicroBatcher(model, max_batch_size=16, max_batch_tokens=100, max_delay_s=0.05)
-    try:
-        lengths = [10, 40, 11, 39, 12, 41]
-        payloads = [(str(n), n) for n in lengths]
-        results, _ = batcher.predict(payloads, lengths, timeout=5)
-    finally:
-        batcher.close()
+    lengths = [10, 40, 11, 39, 12, 41]
+    payloads = [(str(n), n) for n in lengths]
+    results, _ = batcher.predict(payloads, lengths, timeout=5)
     assert results == [(str(n), n * 2) for n in lengths]
     grouped = [sorted(v for _, v in batch) for batch in model.batches]
     assert grouped == [[10, 11, 12], [39, 40], [41]]  # short texts together, long ones together, <= 100 tokens
@@ -85,12 +79,9 @@ def test_a_failing_batch_fails_its_requests_only_and_the_batcher_lives_on():
         return [p.upper() for p in payloads]
 
     batcher = MicroBatcher(flaky, max_batch_size=4, max_delay_s=0)
-    try:
-        with pytest.raises(RuntimeError, match="model exploded"):
-            batcher.predict(["boom"], [3], timeout=5)
-        assert batcher.predict(["ok", "fine"], [2, 4], timeout=5)[0] == ["OK", "FINE"]
-    finally:
-        batcher.close()
+    with pytest.raises(RuntimeError, match="model exploded"):
+        batcher.predict(["boom"], [3], timeout=5)
+    assert batcher.predict(["ok", "fine"], [2, 4], timeout=5)[0] == ["OK", "FINE"]
 
 
 def test_a_request_that_times_out_is_dropped_from_the_queue():
@@ -103,18 +94,15 @@ def test_a_request_that_times_out_is_dropped_from_the_queue():
         return payloads
 
     batcher = MicroBatcher(slow, max_batch_size=1, max_delay_s=0)
-    try:
-        blocker = threading.Thread(target=batcher.predict, args=(["first"], [1], 10))
-        blocker.start()
-        time.sleep(0.1)
-        with pytest.raises(NotReady, match="did not finish within"):
-            batcher.predict(["late"], [1], timeout=0.2)
-        gate.set()
-        blocker.join()
-        assert batcher.predict(["next"], [1], timeout=5)[0] == ["next"]
-        assert "late" not in seen
-    finally:
-        batcher.close()
+    blocker = threading.Thread(target=batcher.predict, args=(["first"], [1], 10))
+    blocker.start()
+    time.sleep(0.1)
+    with pytest.raises(InferenceTimeout, match="did not finish within"):
+        batcher.predict(["late"], [1], timeout=0.2)
+    gate.set()
+    blocker.join()
+    assert batcher.predict(["next"], [1], timeout=5)[0] == ["next"]
+    assert "late" not in seen
 
 
 def test_direct_runner_batches_one_request_alone():

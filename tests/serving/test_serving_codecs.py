@@ -7,8 +7,9 @@ import json
 import pytest
 from textclf.errors import UserError
 from textclf.serving import codecs
-from textclf.serving.codecs import CSV, JSON, JSONLINES, Parameters, TextInput
-from textclf.serving.errors import BadRequest, NotAcceptable, Unprocessable, UnsupportedMediaType
+from textclf.serving.codecs import CSV, JSON, JSONLINES
+from textclf.serving.errors import InvalidInput, MalformedBody, NotAcceptable, UnsupportedContentType
+from textclf.serving.inputs import Parameters, TextInput
 from textclf.serving.outputs import LabelSpace, activate, format_result
 
 SUPPORTED = codecs.SUPPORTED_ACCEPT
@@ -29,7 +30,7 @@ SUPPORTED = codecs.SUPPORTED_ACCEPT
         ("Text/CSV; charset=UTF-8", CSV),
     ],
 )
-def test_negotiate(accept, expected):
+def test_accept_picks_the_best_format_the_server_writes(accept, expected):
     assert codecs.negotiate(accept, JSON, SUPPORTED) == expected
 
 
@@ -40,20 +41,21 @@ def test_negotiate_refuses_what_we_cannot_write(accept):
 
 
 def test_no_preference_answers_in_the_request_format_unless_a_default_is_set():
-    assert codecs.choose_accept(None, JSONLINES, JSON, default_set=False) == JSONLINES
-    assert codecs.choose_accept("*/*", CSV, JSON, default_set=False) == CSV
-    assert codecs.choose_accept(None, "text/plain", JSON, default_set=False) == JSON
-    assert codecs.choose_accept(None, JSONLINES, CSV, default_set=True) == CSV
-    assert codecs.choose_accept("application/json", CSV, CSV, default_set=True) == JSON
+    assert codecs.choose_accept(None, JSONLINES, None) == JSONLINES
+    assert codecs.choose_accept("*/*", CSV, None) == CSV
+    assert codecs.choose_accept(None, "text/plain", None) == JSON
+    assert codecs.choose_accept(None, JSONLINES, CSV) == CSV
+    assert codecs.choose_accept("application/json", CSV, CSV) == JSON
 
 
-def test_default_accept_must_be_writable():
-    assert codecs.check_default_accept("text/csv") == CSV
+def test_default_accept_must_be_a_format_the_server_writes():
+    codecs.check_default_accept("text/csv")
+    codecs.check_default_accept(None)
     with pytest.raises(UserError, match="SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"):
         codecs.check_default_accept("text/plain")
 
 
-def test_json_shapes():
+def test_json_bodies_decode_to_inputs_and_parameters():
     request = codecs.decode(b'{"inputs": "one", "parameters": {"top_k": 2, "truncation": false}}', JSON)
     assert request.inputs == [TextInput("one")] and request.single
     assert request.parameters == [Parameters(top_k=2, top_k_given=True, truncation=False)]
@@ -77,13 +79,13 @@ def test_jsonlines_lines_keep_their_parameters_and_order():
     assert [p.function_to_apply for p in request.parameters] == [None, None, "sigmoid"]
 
 
-def test_csv_with_and_without_header():
+def test_csv_reads_a_text_column_by_header_or_one_column_without():
     assert [i.text for i in codecs.decode(b'text,id\n"a, b",1\nc,2\n', CSV).inputs] == ["a, b", "c"]
     assert [i.text for i in codecs.decode(b"first\r\nsecond\r\n\r\n", CSV).inputs] == ["first", "second"]
     pairs = codecs.decode(b"text,text_pair\nq,a\n", CSV, text_pair=True).inputs
     assert pairs == [TextInput("q", "a")]
     assert codecs.decode(b"q,a\n", CSV, text_pair=True).inputs == [TextInput("q", "a")]
-    with pytest.raises(Unprocessable, match="2 columns"):
+    with pytest.raises(InvalidInput, match="2 columns"):
         codecs.decode(b"q,a\n", CSV)
 
 
@@ -99,31 +101,31 @@ def test_csv_with_and_without_header():
     ],
 )
 def test_pairs_must_match_how_the_model_was_trained(body, content_type, text_pair, words):
-    with pytest.raises(Unprocessable, match=words):
+    with pytest.raises(InvalidInput, match=words):
         codecs.decode(body, content_type, text_pair=text_pair)
 
 
 @pytest.mark.parametrize(
     ("body", "content_type", "error"),
     [
-        (b"{", JSON, BadRequest),
-        (b"\xc3\x28", JSON, BadRequest),
-        (b"{}", JSON, Unprocessable),
-        (b'{"inputs": "a", "extra": 1}', JSON, Unprocessable),
-        (b'{"inputs": [["nested"]]}', JSON, Unprocessable),
-        (b'{"inputs": "a", "parameters": []}', JSON, Unprocessable),
-        (b'{"inputs": "a", "parameters": {"top_k": true}}', JSON, Unprocessable),
-        (b"\n\n", JSONLINES, Unprocessable),
-        (b"   ", "text/plain", Unprocessable),
-        (b"x", "application/octet-stream", UnsupportedMediaType),
+        (b"{", JSON, MalformedBody),
+        (b"\xc3\x28", JSON, MalformedBody),
+        (b"{}", JSON, InvalidInput),
+        (b'{"inputs": "a", "extra": 1}', JSON, InvalidInput),
+        (b'{"inputs": [["nested"]]}', JSON, InvalidInput),
+        (b'{"inputs": "a", "parameters": []}', JSON, InvalidInput),
+        (b'{"inputs": "a", "parameters": {"top_k": true}}', JSON, InvalidInput),
+        (b"\n\n", JSONLINES, InvalidInput),
+        (b"   ", "text/plain", InvalidInput),
+        (b"x", "application/octet-stream", UnsupportedContentType),
     ],
 )
-def test_decode_errors(body, content_type, error):
+def test_undecodable_bodies_raise_the_error_of_their_kind(body, content_type, error):
     with pytest.raises(error):
         codecs.decode(body, content_type)
 
 
-def test_encoders():
+def test_answers_are_written_in_the_pipeline_shapes_one_row_or_line_per_input():
     one = {"label": "sport", "score": 0.9}
     two = [{"label": "sport", "score": 0.9}, {"label": "tech", "score": 0.1}]
     assert json.loads(codecs.encode([one], JSON, single=True)) == [one]
@@ -133,8 +135,8 @@ def test_encoders():
     assert codecs.encode([one, two, []], CSV, False).decode() == "sport,0.9\nsport,0.9,tech,0.1\n\n"
 
 
-def test_outputs():
-    space = LabelSpace(("a", "b", "c"))
+def test_scores_follow_function_top_k_and_the_saved_threshold():
+    space = LabelSpace(("a", "b", "c"), multi_label=False, threshold=0.5)
     assert abs(sum(activate([1.0, 2.0, 3.0], "softmax")) - 1) < 1e-12
     assert activate([1000.0, -1000.0], "sigmoid") == [1.0, 0.0]  # no overflow
     assert format_result([0.1, 2.0, 0.3], space, Parameters())["label"] == "b"

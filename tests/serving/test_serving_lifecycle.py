@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -11,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from sample_data import make_rows
-from serve_support import SAMPLE, Server
+from harness import Server
+from sample_data import SAMPLE_TEXTS, make_rows
 
 
 def wait_exit(server: Server, timeout: float) -> int:
@@ -33,6 +34,20 @@ def test_missing_model_directory_stops_serve_with_a_clear_message():
         assert "Traceback" not in server.log
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+    finally:
+        server.stop()
+
+
+def test_a_model_from_a_newer_format_is_refused_before_serving(bert_model_dir, tmp_path):
+    newer = tmp_path / "newer"
+    shutil.copytree(bert_model_dir, newer)
+    metadata = json.loads((newer / "textclf.json").read_text())
+    (newer / "textclf.json").write_text(json.dumps({**metadata, "format_version": 99}))
+    server = Server(newer).start()
+    try:
+        assert wait_exit(server, 30) == 2
+        assert "has format_version 99; this image reads up to 1" in server.log
+        assert "Traceback" not in server.log
     finally:
         server.stop()
 
@@ -96,7 +111,7 @@ def test_ping_503_then_200_killed_worker_replaced_and_sigterm_loses_nothing(bert
             time.sleep(0.2)
         assert server.log.count(" ready in ") == 3, server.log[-3000:]
         server.wait_ready(60)
-        assert server.post({"inputs": SAMPLE["sport"]}).status_code == 200
+        assert server.post({"inputs": SAMPLE_TEXTS["sport"]}).status_code == 200
 
         # 3. SIGTERM while requests wait in the batcher: every one is answered, then serve exits in time.
         texts = [row["text"] for row in make_rows(8, seed=1)]

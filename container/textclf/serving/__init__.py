@@ -1,7 +1,8 @@
 """The inference server behind `serve`: gunicorn + Flask, dynamic batching, SageMaker's /ping and /invocations.
 
-Modules: settings (knobs, process plan), codecs (content types), errors (status + JSON body), batcher
-(MicroBatcher), outputs (scores to answers), modelinfo (model directory facts), health (loader, readiness),
-inference (the object the routes call), app (Flask factory), gunicorn_conf (config + hooks), cli (`serve`), and
-predictor, the only one that imports torch, loaded lazily in each worker.
+The HTTP side: cli (`serve`), gunicorn_conf (config + hooks), app (Flask factory), http_errors (the status of each
+error), codecs (content types), health (loader, readiness). Below it, with no HTTP: inputs (decoded request
+types), errors (what can go wrong), inference (the object the routes call), outputs (scores to answers), batcher
+(MicroBatcher), modelinfo (model directory facts), settings (knobs, process plan), and predictor, the only module
+that imports torch, loaded lazily in each worker.
 """

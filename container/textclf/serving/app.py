@@ -1,6 +1,6 @@
 """The Flask application: routes, request logging and headers. gunicorn builds it per worker with create_app().
 
-Routes: GET /ping (health), POST /invocations (CONTRACT B4), GET /execution-parameters (batch transform),
+Routes: GET /ping (health), POST /invocations (the model), GET /execution-parameters (batch transform),
 GET /stats (this worker's batching counters). torch is never imported here: the model arrives through the
 loader, in the background, and requests reach it through one Inference object.
 """
@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -22,8 +23,9 @@ from flask import Flask, Response, g, request
 from ..contract import ServingEnvironment, ml_paths, serving_environment
 from . import codecs
 from .batcher import DirectRunner, MicroBatcher
-from .errors import NotReady, PayloadTooLarge, json_error, register_error_handlers
-from .health import ModelLoader, WorkerGroup, worker_group
+from .errors import NotReady, PayloadTooLarge
+from .health import RUN_DIR_ENV, ModelLoader, WorkerGroup
+from .http_errors import STATUS, json_error, register_error_handlers
 from .inference import Inference
 from .settings import ServingSettings, load_settings
 
@@ -90,20 +92,20 @@ def create_app(
     env: ServingEnvironment | None = None,
     settings: ServingSettings | None = None,
     load: Callable[[], tuple[Any, Any]] | None = None,
+    group: WorkerGroup | None = None,
+    exit_on_failure: bool = False,
     start: bool = True,
-    exit_on_failure: bool | None = None,
 ) -> Flask:
     """Build the app and start loading the model in the background.
 
-    Under gunicorn (`textclf.serving.app:create_app()`) everything comes from the environment and a worker whose
-    model cannot load stops the server; tests pass `load` (a fake predictor) and get an app for test_client().
+    Everything not given comes from the environment. `group` is the set of workers that must all be ready before
+    /ping says 200 (None: this process alone); `exit_on_failure` ends the process when the model cannot load.
+    Tests pass `load` (a fake predictor) and get an app for test_client().
     """
     env = env or serving_environment()
     settings = settings or load_settings()
     codecs.check_default_accept(env.default_accept)
-    group = worker_group()
-    if exit_on_failure is None:
-        exit_on_failure = group.run_dir is not None  # only under gunicorn
+    group = group or WorkerGroup()
     loader = ModelLoader(load or (lambda: load_model(env, settings)), group, exit_on_failure)
     state = ServerState(env, settings, loader, group)
 
@@ -115,6 +117,12 @@ def create_app(
     if start:
         loader.start()
     return app
+
+
+def gunicorn_app() -> Flask:
+    """What each gunicorn worker serves: the app of one worker of the group its master created, which stops the
+    server when its model cannot load (a dead container is a clearer signal to SageMaker than /ping stuck at 503)."""
+    return create_app(group=WorkerGroup.join(Path(os.environ[RUN_DIR_ENV])), exit_on_failure=True)
 
 
 def _inference(state: ServerState) -> Inference:
@@ -170,7 +178,7 @@ def _register_routes(app: Flask, state: ServerState) -> None:
 
     @app.errorhandler(PayloadTooLarge)
     def _too_large(exc: PayloadTooLarge):
-        response = json_error(exc.status, exc.message)
+        response = json_error(STATUS[PayloadTooLarge], exc.message)
         stream = request.environ.get("wsgi.input")
         if stream is not None:  # runs once the answer is written, so the refusal comes before any reading
             response.call_on_close(lambda: _discard_rest(stream, DISCARD_CAP_FACTOR * env.max_payload_bytes))
@@ -188,9 +196,7 @@ def _register_routes(app: Flask, state: ServerState) -> None:
         inference = _inference(state)
         _refuse_oversized(env)  # by Content-Length, before a byte of the body is read
         content_type = codecs.check_content_type(request.headers.get("Content-Type"))
-        accept = codecs.choose_accept(
-            request.headers.get("Accept"), content_type, env.default_accept, env.default_accept_set
-        )
+        accept = codecs.choose_accept(request.headers.get("Accept"), content_type, env.default_accept)
         body = _read_body(env)
         decoded = codecs.decode(body, request.headers.get("Content-Type"), inference.text_pair)
         results, largest = inference.classify(decoded)

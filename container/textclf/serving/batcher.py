@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import NotReady
+from .errors import InferenceTimeout
 
 log = logging.getLogger("textclf.serving.batcher")
 
@@ -117,9 +117,6 @@ class DirectRunner:
             largest = max(largest, len(batch))
         return results, largest
 
-    def close(self) -> None:
-        pass
-
 
 class MicroBatcher:
     """One background thread per worker that packs pending texts of all requests into forward passes."""
@@ -142,7 +139,6 @@ class MicroBatcher:
         self.stats = BatchStats()
         self._pending: deque[_Item] = deque()
         self._cond = threading.Condition()
-        self._closed = False
         self._thread = threading.Thread(target=self._loop, name="textclf-batcher", daemon=True)
         self._thread.start()
 
@@ -155,36 +151,26 @@ class MicroBatcher:
             return [], 0
         now = time.monotonic()
         with self._cond:
-            if self._closed:
-                raise NotReady("The server is shutting down.")
             self._pending.extend(
                 _Item(ticket, i, p, n, now) for i, (p, n) in enumerate(zip(payloads, lengths, strict=True))
             )
             self._cond.notify()
         if not ticket.done.wait(timeout):
             ticket.cancelled = True  # the batcher skips what is still pending for it
-            raise NotReady(f"Inference did not finish within {timeout:g} s (SAGEMAKER_MODEL_SERVER_TIMEOUT).")
+            raise InferenceTimeout(f"Inference did not finish within {timeout:g} s (SAGEMAKER_MODEL_SERVER_TIMEOUT).")
         if ticket.error is not None:
             raise ticket.error
         return ticket.results, ticket.largest_batch
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        self._thread.join(timeout=5)
 
     # --- the background thread ----------------------------------------------------------------------------------
 
     def _take(self) -> list[_Item]:
         """Wait for work, then for company (up to max_delay after the oldest arrival), then take one window."""
         with self._cond:
-            while not self._pending and not self._closed:
+            while not self._pending:
                 self._cond.wait()
-            if not self._pending:
-                return []
             deadline = self._pending[0].arrived + self.max_delay_s
-            while not self._closed:
+            while True:
                 full = len(self._pending) >= self.max_batch_size
                 heavy = sum(item.length for item in self._pending) >= self.max_batch_tokens
                 remaining = deadline - time.monotonic()
@@ -201,10 +187,6 @@ class MicroBatcher:
     def _loop(self) -> None:
         while True:
             items = self._take()
-            if not items:
-                if self._closed:
-                    return
-                continue
             for batch in plan_batches([item.length for item in items], self.max_batch_size, self.max_batch_tokens):
                 self._run([items[i] for i in batch])
 

@@ -1,6 +1,6 @@
 """Content types in and out: a table from media type to decoder, another to encoder, and Accept negotiation.
 
-Requests (CONTRACT B4): application/json (`{"inputs": ..., "parameters": {...}}`, or a bare string or list),
+Requests: application/json (`{"inputs": ..., "parameters": {...}}`, or a bare string or list),
 application/jsonlines (one object per line, answered one line per line), text/csv (one text per row), text/plain
 (one text). Answers: application/json, application/jsonlines, text/csv. Standard library only.
 """
@@ -11,43 +11,16 @@ import csv
 import io
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ..errors import UserError
-from .errors import BadRequest, NotAcceptable, Unprocessable, UnsupportedMediaType
+from .errors import InvalidInput, MalformedBody, NotAcceptable, UnsupportedContentType
+from .inputs import FUNCTIONS, DecodedRequest, Parameters, Result, TextInput
 
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
 CSV = "text/csv"
 TEXT = "text/plain"
 ALIASES = {"application/x-jsonlines": JSONLINES, "application/jsonl": JSONLINES, "application/x-ndjson": JSONLINES}
-FUNCTIONS = ("softmax", "sigmoid", "none")
-
-
-@dataclass(frozen=True)
-class TextInput:
-    text: str
-    pair: str | None = None  # the second text of a pair, for models trained on (text, text_pair)
-
-
-@dataclass(frozen=True)
-class Parameters:
-    top_k: int | None = None  # None with top_k_given: every label
-    top_k_given: bool = False
-    truncation: bool = True
-    function_to_apply: str | None = None  # None: the model's own (sigmoid for multi-label, else softmax)
-
-
-@dataclass
-class DecodedRequest:
-    inputs: list[TextInput]
-    parameters: list[Parameters]  # one per input (JSON Lines lines may each carry their own)
-    single: bool = False  # a bare string in JSON: answered the way the transformers pipeline answers it
-
-
-Result = dict | list
-
-
 # --- media types ------------------------------------------------------------------------------------------------
 
 
@@ -97,9 +70,9 @@ def body_text(body: bytes, params: dict[str, str]) -> str:
     try:
         return body.decode("utf-8-sig" if charset in ("utf-8", "utf8") else charset)
     except LookupError:
-        raise UnsupportedMediaType(f"Unknown charset {charset!r}; send UTF-8.") from None
+        raise UnsupportedContentType(f"Unknown charset {charset!r}; send UTF-8.") from None
     except UnicodeDecodeError as exc:
-        raise BadRequest(
+        raise MalformedBody(
             f"The body is not valid {charset} text (byte {exc.object[exc.start]:#04x} at offset {exc.start})."
         ) from None
 
@@ -111,24 +84,24 @@ def _parameters(raw: object, where: str) -> Parameters:
     if raw is None:
         return Parameters()
     if not isinstance(raw, dict):
-        raise Unprocessable(f"{where} must be an object, not {_kind(raw)}.")
+        raise InvalidInput(f"{where} must be an object, not {_kind(raw)}.")
     known = {"top_k", "truncation", "function_to_apply", "return_all_scores"}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise Unprocessable(f"Unknown parameter {unknown[0]!r} in {where}; known: {', '.join(sorted(known))}.")
+        raise InvalidInput(f"Unknown parameter {unknown[0]!r} in {where}; known: {', '.join(sorted(known))}.")
     top_k, given = None, False
     if "top_k" in raw:
         top_k, given = raw["top_k"], True
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-            raise Unprocessable(f"{where}.top_k must be a whole number >= 1 or null, not {json.dumps(top_k)}.")
+            raise InvalidInput(f"{where}.top_k must be a whole number >= 1 or null, not {json.dumps(top_k)}.")
     elif raw.get("return_all_scores") is True:  # the pipeline's older spelling of top_k=null
         given = True
     truncation = raw.get("truncation", True)
     if not isinstance(truncation, bool):
-        raise Unprocessable(f"{where}.truncation must be true or false, not {json.dumps(truncation)}.")
+        raise InvalidInput(f"{where}.truncation must be true or false, not {json.dumps(truncation)}.")
     function = raw.get("function_to_apply")
     if function is not None and (not isinstance(function, str) or function.lower() not in FUNCTIONS):
-        raise Unprocessable(
+        raise InvalidInput(
             f"{where}.function_to_apply must be one of {', '.join(FUNCTIONS)}, not {json.dumps(function)}."
         )
     return Parameters(top_k, given, truncation, function.lower() if function else None)
@@ -143,21 +116,21 @@ def _text_input(value: object, where: str) -> TextInput:
     if isinstance(value, dict) and "text" in value:
         text, pair = value.get("text"), value.get("text_pair")
         if not isinstance(text, str) or (pair is not None and not isinstance(pair, str)):
-            raise Unprocessable(f"{where} must hold strings in 'text' and 'text_pair'.")
+            raise InvalidInput(f"{where} must hold strings in 'text' and 'text_pair'.")
         item = TextInput(text, pair)
     elif isinstance(value, str):
         item = TextInput(value)
     else:
-        raise Unprocessable(f"{where} is {_kind(value)}; expected a string (or {{'text', 'text_pair'}}).")
+        raise InvalidInput(f"{where} is {_kind(value)}; expected a string (or {{'text', 'text_pair'}}).")
     if not item.text.strip():
-        raise Unprocessable(f"{where} is an empty text.")
+        raise InvalidInput(f"{where} is an empty text.")
     return item
 
 
 def _inputs(value: object, where: str) -> tuple[list[TextInput], bool]:
     if isinstance(value, list):
         if not value:
-            raise Unprocessable(f"{where} is an empty list; send at least one text.")
+            raise InvalidInput(f"{where} is an empty list; send at least one text.")
         return [_text_input(v, f"{where}[{i}]") for i, v in enumerate(value)], False
     return [_text_input(value, where)], True
 
@@ -166,13 +139,13 @@ def decode_json(text: str, text_pair: bool = False) -> DecodedRequest:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BadRequest(f"Malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.") from None
+        raise MalformedBody(f"Malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.") from None
     if isinstance(data, dict):
         if "inputs" not in data:
-            raise Unprocessable('The JSON object has no "inputs"; send {"inputs": "text" or ["text", ...]}.')
+            raise InvalidInput('The JSON object has no "inputs"; send {"inputs": "text" or ["text", ...]}.')
         extra = sorted(set(data) - {"inputs", "parameters"})
         if extra:
-            raise Unprocessable(f'Unknown key {extra[0]!r}; the object holds "inputs" and "parameters".')
+            raise InvalidInput(f'Unknown key {extra[0]!r}; the object holds "inputs" and "parameters".')
         inputs, single = _inputs(data["inputs"], "inputs")
         params = _parameters(data.get("parameters"), "parameters")
     else:
@@ -189,7 +162,7 @@ def decode_jsonlines(text: str, text_pair: bool = False) -> DecodedRequest:
         try:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise BadRequest(f"Malformed JSON on line {number}: {exc.msg} at column {exc.colno}.") from None
+            raise MalformedBody(f"Malformed JSON on line {number}: {exc.msg} at column {exc.colno}.") from None
         where = f"line {number}"
         if isinstance(data, dict) and "inputs" in data:
             inputs.append(_text_input(data["inputs"], f"{where} inputs"))
@@ -198,7 +171,7 @@ def decode_jsonlines(text: str, text_pair: bool = False) -> DecodedRequest:
             inputs.append(_text_input(data, where))
             params.append(Parameters())
     if not inputs:
-        raise Unprocessable('The JSON Lines body holds no lines; send one {"inputs": "text"} per line.')
+        raise InvalidInput('The JSON Lines body holds no lines; send one {"inputs": "text"} per line.')
     return DecodedRequest(inputs, params)
 
 
@@ -206,21 +179,21 @@ def decode_csv(text: str, text_pair: bool = False) -> DecodedRequest:
     try:
         rows = [row for row in csv.reader(io.StringIO(text, newline="")) if any(cell.strip() for cell in row)]
     except csv.Error as exc:
-        raise BadRequest(f"Malformed CSV: {exc}.") from None
+        raise MalformedBody(f"Malformed CSV: {exc}.") from None
     if not rows:
-        raise Unprocessable("The CSV body holds no rows; send one text per row.")
+        raise InvalidInput("The CSV body holds no rows; send one text per row.")
     header = [cell.strip().lower() for cell in rows[0]]
     if "text" in header:
         text_col, pair_col = header.index("text"), header.index("text_pair") if "text_pair" in header else None
         rows = rows[1:]
         if not rows:
-            raise Unprocessable("The CSV body holds a header row and no texts.")
+            raise InvalidInput("The CSV body holds a header row and no texts.")
     else:
         text_col, pair_col = 0, 1 if text_pair else None
         width = 2 if text_pair else 1
         for number, row in enumerate(rows, start=1):
             if len(row) > width:
-                raise Unprocessable(
+                raise InvalidInput(
                     f"CSV row {number} has {len(row)} columns; without a header row naming a 'text' "
                     f"column each row must be one text (quote texts that hold commas)."
                 )
@@ -249,7 +222,7 @@ def decode(body: bytes, content_type: str | None, text_pair: bool = False) -> De
     media, params = parse_media_type(content_type)
     decoder = DECODERS.get(media or JSON)  # no Content-Type at all: JSON, the contract's default
     if decoder is None:
-        raise UnsupportedMediaType(f"Cannot read Content-Type {content_type!r}; send {', '.join(DECODERS)}.")
+        raise UnsupportedContentType(f"Cannot read Content-Type {content_type!r}; send {', '.join(DECODERS)}.")
     request = decoder(body_text(body, params), text_pair)
     check_pairing(request.inputs, text_pair)
     return request
@@ -260,12 +233,12 @@ def check_pairing(inputs: list[TextInput], text_pair: bool) -> None:
     answered with scores that mean nothing, so it is refused."""
     for number, item in enumerate(inputs, start=1):
         if text_pair and item.pair is None:
-            raise Unprocessable(
+            raise InvalidInput(
                 f"Input {number} is a single text, but this model was trained on text pairs; send each input as "
                 '{"text": ..., "text_pair": ...} (CSV: two columns, or a header naming text and text_pair).'
             )
         if not text_pair and item.pair is not None:
-            raise Unprocessable(
+            raise InvalidInput(
                 f"Input {number} has a text_pair, but this model was trained on single texts; send the text alone."
             )
 
@@ -273,7 +246,7 @@ def check_pairing(inputs: list[TextInput], text_pair: bool) -> None:
 def check_content_type(content_type: str | None) -> str:
     media, _ = parse_media_type(content_type)
     if (media or JSON) not in DECODERS:
-        raise UnsupportedMediaType(f"Cannot read Content-Type {content_type!r}; send {', '.join(DECODERS)}.")
+        raise UnsupportedContentType(f"Cannot read Content-Type {content_type!r}; send {', '.join(DECODERS)}.")
     return media or JSON
 
 
@@ -312,23 +285,22 @@ ENCODERS: dict[str, Callable[[list[Result], bool], bytes]] = {
 SUPPORTED_ACCEPT = tuple(ENCODERS)
 
 
-def check_default_accept(media: str) -> str:
-    media, _ = parse_media_type(media)
-    if media not in ENCODERS:
+def check_default_accept(media: str | None) -> None:
+    """SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, when set, must name a format we write: checked before serving."""
+    if media is not None and parse_media_type(media)[0] not in ENCODERS:
         raise UserError(
             f"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT={media!r} is not a format this server writes.",
             f"Use one of {', '.join(ENCODERS)}.",
         )
-    return media
 
 
-def choose_accept(accept: str | None, request_type: str, default: str, default_set: bool) -> str:
-    """Accept negotiation. With no Accept (or */*) the answer uses SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT when set,
-    else the request's own format when we write it (JSON Lines in, JSON Lines out: batch transform joins lines),
-    else JSON."""
-    if not default_set and request_type in ENCODERS:
-        default = request_type
-    return negotiate(accept, default, SUPPORTED_ACCEPT)
+def choose_accept(accept: str | None, request_type: str, default: str | None) -> str:
+    """Accept negotiation. With no Accept (or */*) the answer uses `default` (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT)
+    when it is set, else the request's own format when we write it (JSON Lines in, JSON Lines out: batch transform
+    joins lines), else JSON."""
+    if default is None:
+        default = request_type if request_type in ENCODERS else JSON
+    return negotiate(accept, parse_media_type(default)[0], SUPPORTED_ACCEPT)
 
 
 def encode(results: list[Result], media: str, single: bool) -> bytes:

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from textclf.contract import ml_paths, serving_environment
-from textclf.serving.health import WorkerGroup, configure_worker_group
+from textclf.serving.health import RUN_DIR_ENV, WorkerGroup
 from textclf.serving.settings import (
     GRACEFUL_TIMEOUT_S,
     KEEPALIVE_S,
@@ -61,11 +61,10 @@ logconfig_dict = {
 }
 
 log = logging.getLogger("textclf.serving")
-_RUN_DIR_ENV = "TEXTCLF_RUN_DIR"  # set by the master for its workers; not a knob
 
 
 def _run_dir() -> Path:
-    return Path(os.environ[_RUN_DIR_ENV])
+    return Path(os.environ[RUN_DIR_ENV])
 
 
 # --- hooks ------------------------------------------------------------------------------------------------------
@@ -73,7 +72,8 @@ def _run_dir() -> Path:
 
 def on_starting(server) -> None:
     base = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    os.environ[_RUN_DIR_ENV] = tempfile.mkdtemp(prefix="textclf-serve-", dir=base)
+    os.environ[RUN_DIR_ENV] = tempfile.mkdtemp(prefix="textclf-serve-", dir=base)
+    WorkerGroup.create(_run_dir(), _plan.workers)
     devices = ", ".join(_plan.devices) if _plan.on_gpu else "none (CPU)"
     log.info("model directory %s", ml_paths().model_dir)
     log.info(
@@ -94,7 +94,7 @@ def on_starting(server) -> None:
         _env.batch_transform,
         _env.batch_strategy,
         _env.max_concurrent_transforms or "auto",
-        _env.default_accept if _env.default_accept_set else "auto",
+        _env.default_accept or "auto",
         _env.log_level,
     )
     knobs = _settings.describe() | {"torch_threads": _plan.torch_threads}
@@ -115,7 +115,6 @@ def post_fork(server, worker) -> None:
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(_plan.torch_threads)
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    configure_worker_group(_run_dir(), server.num_workers)
     log.info(
         "worker %d started (slot %d%s)",
         worker.pid,
@@ -134,5 +133,5 @@ def worker_exit(server, worker) -> None:
 
 
 def on_exit(server) -> None:
-    shutil.rmtree(os.environ.get(_RUN_DIR_ENV, ""), ignore_errors=True)
+    shutil.rmtree(os.environ.get(RUN_DIR_ENV, ""), ignore_errors=True)
     log.info("server stopped")

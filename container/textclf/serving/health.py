@@ -2,8 +2,9 @@
 
 Each worker loads the model in a background thread (gunicorn's worker timeout also runs while a worker boots, so
 a slow load must not block it), runs a warm-up prediction, and only then turns READY. `/ping` answers 200 when
-this worker is READY and every worker of the server is (CONTRACT B4: "in every worker"): each ready worker
-leaves a marker file named by its pid in a directory that gunicorn's master creates and cleans.
+this worker is READY and every worker of the server is: SageMaker sends traffic once /ping says 200, and any
+worker may take it. Each ready worker leaves a marker file named by its pid in a directory that gunicorn's master
+creates and cleans, beside a file holding how many workers there are.
 """
 
 from __future__ import annotations
@@ -31,12 +32,27 @@ class State(enum.Enum):
     FAILED = "failed"
 
 
+RUN_DIR_ENV = "TEXTCLF_RUN_DIR"  # the group's directory, set by gunicorn's master for its workers; not a knob
+WORKER_COUNT_FILE = "workers"
+
+
 class WorkerGroup:
     """Readiness markers of all workers; `run_dir` None means a single process (tests with test_client)."""
 
     def __init__(self, run_dir: Path | None = None, expected: int = 1) -> None:
         self.run_dir = run_dir
         self.expected = expected
+
+    @classmethod
+    def create(cls, run_dir: Path, workers: int) -> WorkerGroup:
+        """In gunicorn's master, before any worker starts: record how many workers must be ready."""
+        (run_dir / WORKER_COUNT_FILE).write_text(str(workers))
+        return cls(run_dir, workers)
+
+    @classmethod
+    def join(cls, run_dir: Path) -> WorkerGroup:
+        """In a worker: the group its master created."""
+        return cls(run_dir, int((run_dir / WORKER_COUNT_FILE).read_text()))
 
     def mark_ready(self, pid: int) -> None:
         if self.run_dir is not None:
@@ -59,19 +75,6 @@ class WorkerGroup:
                 pass
             alive += 1
         return alive >= self.expected
-
-
-_group = WorkerGroup()
-
-
-def configure_worker_group(run_dir: Path | None, expected: int) -> None:
-    """Called by gunicorn's post_fork hook, before the worker builds its app."""
-    global _group
-    _group = WorkerGroup(run_dir, expected)
-
-
-def worker_group() -> WorkerGroup:
-    return _group
 
 
 class ModelLoader:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .codecs import DecodedRequest, Result
+from .inputs import DecodedRequest, Result
 from .outputs import LabelSpace, format_result
 
 

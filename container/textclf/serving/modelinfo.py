@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..artifact import METADATA_FILE, ModelMetadata, find_model_dir
+from ..artifact import DEFAULT_THRESHOLD, METADATA_FILE, ModelMetadata, find_model_dir
 from ..errors import UserError
 
 DEFAULT_MAX_LENGTH = 512
@@ -55,6 +55,8 @@ def describe_model(root: Path) -> ModelInfo:
     if (model_dir / METADATA_FILE).is_file():
         try:
             meta = ModelMetadata.read(model_dir)
+        except UserError:
+            raise
         except (OSError, ValueError, TypeError) as exc:
             raise UserError(f"Cannot read {model_dir / METADATA_FILE}: {exc}.", "Re-run `train`.") from exc
         if len(meta.labels) == len(labels) and all(_GENERIC_LABEL.fullmatch(label) for label in labels):
@@ -66,7 +68,7 @@ def describe_model(root: Path) -> ModelInfo:
         limit = _read_json(tokenizer_config).get("model_max_length") if tokenizer_config.is_file() else None
         max_length = int(limit) if isinstance(limit, (int, float)) and limit < 1e6 else int(positions)
         multi_label = config.get("problem_type") == "multi_label_classification"
-        threshold, text_pair = 0.5, False
+        threshold, text_pair = DEFAULT_THRESHOLD, False
     if not labels:
         raise UserError(f"{model_dir / 'config.json'} names no labels (id2label).", "Serve a classifier from `train`.")
     # Positions past the model's table do not exist (BERT has an absolute one, GPT-2 too): never exceed them.

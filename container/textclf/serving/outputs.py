@@ -11,14 +11,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .codecs import Parameters, Result
+from .inputs import Parameters, Result
 
 
 @dataclass(frozen=True)
 class LabelSpace:
     labels: tuple[str, ...]
-    multi_label: bool = False
-    threshold: float = 0.5
+    multi_label: bool
+    threshold: float  # multi-label: the one saved at training time
 
     @property
     def default_function(self) -> str:

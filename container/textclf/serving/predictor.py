@@ -16,8 +16,8 @@ import torch
 import transformers
 
 from ..modeling import forward_logits, load_classifier, load_tokenizer
-from .codecs import TextInput
-from .errors import Unprocessable
+from .errors import InvalidInput
+from .inputs import TextInput
 from .modelinfo import ModelInfo
 from .settings import ServingSettings
 
@@ -90,7 +90,7 @@ class Predictor:
         for i, features in enumerate(encoded):
             length = len(features["input_ids"])
             if length > self.limit:
-                raise Unprocessable(
+                raise InvalidInput(
                     f"Input {offset + i} is {length} tokens long; the model's limit is {self.limit} tokens. Send a "
                     f"shorter text or set parameters.truncation to true."
                 )
