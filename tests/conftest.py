@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from harness import make_ml_tree, run_train
 from sample_data import make_rows
-from support import TINY_HYPERPARAMETERS, make_ml_tree, run_train
-from tiny_models import build_bert, build_gpt2
+from tiny_models import TINY_HYPERPARAMETERS, build_bert, build_gpt2
 
 
 @pytest.fixture(scope="session")
@@ -47,11 +47,15 @@ def gpt2_model_dir(tmp_path_factory, tiny_gpt2_base) -> Path:
 
 @pytest.fixture(scope="session")
 def multilabel_model_dir(tmp_path_factory, tiny_bert_base) -> Path:
-    """A multi-label BERT classifier: each text carries its topic and, for half of them, also 'news'."""
+    """A multi-label BERT classifier: each text carries its topic and, for half of them, also 'news'; trained with a
+    decision threshold of 0.4 instead of the default 0.5, which `serve` must apply."""
     rows = [
         {"text": r["text"], "label": [r["label"]] + (["news"] if i % 2 else [])} for i, r in enumerate(make_rows(400))
     ]
-    return _train_once(tmp_path_factory, "multilabel-trained", tiny_bert_base, rows)
+    # Eight epochs: the tiny model learns multi-label targets slowly, and with two it answers the label priors alone.
+    return _train_once(
+        tmp_path_factory, "multilabel-trained", tiny_bert_base, rows, multi_label_threshold="0.4", epochs="8"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,8 @@ from pathlib import Path
 from .errors import UserError
 
 METADATA_FILE = "textclf.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # raised when a change would make an older `serve` misread the directory
+DEFAULT_THRESHOLD = 0.5  # multi-label decision threshold when training chose none (and for foreign models)
 
 
 @dataclass
@@ -23,7 +24,7 @@ class ModelMetadata:
     labels: list[str]
     max_length: int
     multi_label: bool = False
-    threshold: float = 0.5  # multi-label: a label is predicted when its sigmoid score reaches this
+    threshold: float = DEFAULT_THRESHOLD  # multi-label: a label is predicted when its sigmoid score reaches this
     text_pair: bool = False  # trained on (text, text_pair) inputs
     model_type: str = ""
     base_model: str = ""
@@ -38,6 +39,12 @@ class ModelMetadata:
     @classmethod
     def read(cls, model_dir: Path) -> ModelMetadata:
         data = json.loads((model_dir / METADATA_FILE).read_text(encoding="utf-8"))
+        version = data.get("format_version", FORMAT_VERSION)
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise UserError(
+                f"{model_dir / METADATA_FILE} has format_version {version!r}; this image reads up to {FORMAT_VERSION}.",
+                "Serve the model with the image version that trained it, or a newer one.",
+            )
         known = {name for name in cls.__dataclass_fields__}
         return cls(**{key: value for key, value in data.items() if key in known})
 

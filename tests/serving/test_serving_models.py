@@ -9,8 +9,7 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-from sample_data import make_rows
-from serve_support import SAMPLE
+from sample_data import SAMPLE_TEXTS, make_rows
 
 ALL_LOGITS = {"top_k": None, "function_to_apply": "none"}
 TOPICS = {"finance", "sport", "tech", "weather"}
@@ -22,7 +21,7 @@ def scores(entries: list[dict]) -> dict[str, float]:
 
 def test_gpt2_answers_with_label_names_and_batches_match_single_texts(gpt2_server):
     # GPT-2 pools the last real token: padding a short text beside a long one must not change its answer.
-    texts = [row["text"] for row in make_rows(24, seed=9)] + [SAMPLE["tech"] * 3, "rain"]
+    texts = [row["text"] for row in make_rows(24, seed=9)] + [SAMPLE_TEXTS["tech"] * 3, "rain"]
     alone = [scores(gpt2_server.post({"inputs": [t], "parameters": ALL_LOGITS}).json()[0]) for t in texts]
     together = [scores(e) for e in gpt2_server.post({"inputs": texts, "parameters": ALL_LOGITS}).json()]
     for a, b in zip(alone, together, strict=True):
@@ -39,21 +38,25 @@ def test_gpt2_answers_with_label_names_and_batches_match_single_texts(gpt2_serve
         concurrent = list(pool.map(client, texts))
     for a, b in zip(alone, concurrent, strict=True):
         assert all(abs(a[label] - b[label]) < 1e-4 for label in a)
-    best = gpt2_server.post({"inputs": SAMPLE["sport"]}).json()[0]
+    best = gpt2_server.post({"inputs": SAMPLE_TEXTS["sport"]}).json()[0]
     assert best["label"] in TOPICS and 0 < best["score"] <= 1
 
 
-def test_multilabel_answers_every_label_over_the_threshold(multilabel_server):
-    texts = list(SAMPLE.values())
+def test_multilabel_answers_every_label_over_the_threshold_saved_at_training(multilabel_server, multilabel_model_dir):
+    assert json.loads((multilabel_model_dir / "textclf.json").read_text())["threshold"] == 0.4
+    texts = list(SAMPLE_TEXTS.values()) + [row["text"] for row in make_rows(40, seed=21)]
     logits = [scores(e) for e in multilabel_server.post({"inputs": texts, "parameters": ALL_LOGITS}).json()]
     assert all(entry.keys() == TOPICS | {"news"} for entry in logits)
     default = multilabel_server.post({"inputs": texts}).json()
+    between = 0  # labels scored in [0.4, 0.5): answered only because the saved threshold is used
     for raw, answer in zip(logits, default, strict=True):
         assert isinstance(answer, list)  # multi-label: a list per text, best first, possibly empty
-        expected = {label for label, logit in raw.items() if 1 / (1 + math.exp(-logit)) >= 0.5}
-        assert {entry["label"] for entry in answer} == expected
-        assert all(0.5 <= entry["score"] <= 1 for entry in answer)
+        probabilities = {label: 1 / (1 + math.exp(-logit)) for label, logit in raw.items()}
+        assert {entry["label"] for entry in answer} == {label for label, p in probabilities.items() if p >= 0.4}
+        between += sum(0.4 <= p < 0.5 for p in probabilities.values())
+        assert all(0.4 <= entry["score"] <= 1 for entry in answer)
         assert [e["score"] for e in answer] == sorted((e["score"] for e in answer), reverse=True)
+    assert between > 0, "no score fell between 0.4 and 0.5: the test cannot tell the saved threshold from 0.5"
     every = multilabel_server.post({"inputs": texts[0], "parameters": {"top_k": None}}).json()
     assert len(every) == 5 and sum(e["score"] for e in every) > 1.01  # sigmoid scores, not a distribution
     top1 = multilabel_server.post({"inputs": [texts[0]], "parameters": {"top_k": 1}}).json()
@@ -80,8 +83,8 @@ def pair_inputs(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
 
 
 def test_pair_model_reads_both_texts_in_every_format(pair_server, pair_model_dir):
-    topics = sorted(SAMPLE)
-    pairs = [(SAMPLE[a], SAMPLE[b]) for a in topics for b in topics if a != b]
+    topics = sorted(SAMPLE_TEXTS)
+    pairs = [(SAMPLE_TEXTS[a], SAMPLE_TEXTS[b]) for a in topics for b in topics if a != b]
     swapped = [(pair, text) for text, pair in pairs]
     forward, backward = reference_logits(pair_model_dir, pairs), reference_logits(pair_model_dir, swapped)
     # Both texts reach the model, in order, as one "[CLS] text [SEP] pair [SEP]" input.

@@ -83,5 +83,5 @@ def load_base(source: str, labels: LabelSet) -> tuple[PreTrainedModel, PreTraine
 
 
 def default_learning_rate(model: PreTrainedModel) -> float:
-    """2e-5 suits BERT-family encoders; GPT-2 style decoders want a larger step (CONTRACT B2)."""
+    """2e-5 suits BERT-family encoders; GPT-2 style decoders want a larger step."""
     return 5e-5 if is_left_to_right(model) else 2e-5

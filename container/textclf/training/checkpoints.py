@@ -117,7 +117,3 @@ class CheckpointStore:
     @staticmethod
     def load_state(path: Path) -> dict:
         return torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
-
-    @staticmethod
-    def info(path: Path) -> dict:
-        return json.loads((path / MANIFEST_FILE).read_text())

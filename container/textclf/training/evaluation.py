@@ -13,8 +13,6 @@ import torch.nn.functional as F
 from ..modeling import forward_logits
 from .batching import EncodedSet, collate, evaluation_batches
 
-MULTI_LABEL_THRESHOLD = 0.5
-
 
 class EvaluationInterrupted(Exception):
     """Raised when a stop was requested mid-evaluation: the result would be partial, so there is none."""
@@ -38,43 +36,50 @@ def loss_fn(logits: torch.Tensor, labels: torch.Tensor, multi_label: bool, reduc
     return per_text.sum() if reduction == "sum" else per_text.mean()
 
 
-@torch.no_grad()
-def evaluate(
-    model: torch.nn.Module,
-    data: EncodedSet,
-    batch_size: int,
-    pad_token_id: int,
-    multi_label: bool,
-    device: torch.device,
-    autocast: Callable[[], AbstractContextManager],
-    should_stop: Callable[[], bool] = lambda: False,
-) -> Evaluation:
-    was_training = model.training
-    model.eval()
-    losses, all_logits, order = [], [], []
-    try:
-        for indices in evaluation_batches(data.lengths, batch_size):
-            if should_stop():
-                raise EvaluationInterrupted
-            batch = {k: v.to(device) for k, v in collate(data, indices, pad_token_id, multi_label).items()}
-            labels = batch.pop("labels")
-            with autocast():
-                logits = forward_logits(model, batch)
-            losses.append(loss_fn(logits, labels, multi_label, reduction="none").cpu())
-            all_logits.append(logits.float().cpu())
-            order.extend(indices)
-    finally:
-        model.train(was_training)
-    logits = torch.cat(all_logits).numpy()
-    targets = np.asarray([data.targets[i] for i in order])
-    metrics = {"loss": float(torch.cat(losses).mean())}
-    if multi_label:
-        predicted = (1 / (1 + np.exp(-logits)) >= MULTI_LABEL_THRESHOLD).astype(int)
-        metrics.update(_multi_label_scores(predicted, targets.astype(int)))
-        return Evaluation(metrics)
-    confusion = confusion_matrix(targets, logits.argmax(-1), logits.shape[-1])
-    metrics.update(_single_label_scores(confusion))
-    return Evaluation(metrics, confusion)
+@dataclass
+class Evaluator:
+    """Scores its model on a labelled set: loss, accuracy, F1 scores, and for single-label tasks the confusion
+    matrix. Multi-label predictions are sigmoid(logit) >= threshold, the rule `serve` applies."""
+
+    model: torch.nn.Module
+    pad_token_id: int
+    multi_label: bool
+    threshold: float
+    device: torch.device
+    autocast: Callable[[], AbstractContextManager]
+    batch_size: int
+
+    @torch.no_grad()
+    def evaluate(self, data: EncodedSet, should_stop: Callable[[], bool] = lambda: False) -> Evaluation:
+        """Raises EvaluationInterrupted as soon as `should_stop()` says so."""
+        model = self.model
+        was_training = model.training
+        model.eval()
+        losses, all_logits, order = [], [], []
+        try:
+            for indices in evaluation_batches(data.lengths, self.batch_size):
+                if should_stop():
+                    raise EvaluationInterrupted
+                batch = collate(data, indices, self.pad_token_id, self.multi_label)
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                labels = batch.pop("labels")
+                with self.autocast():
+                    logits = forward_logits(model, batch)
+                losses.append(loss_fn(logits, labels, self.multi_label, reduction="none").cpu())
+                all_logits.append(logits.float().cpu())
+                order.extend(indices)
+        finally:
+            model.train(was_training)
+        logits = torch.cat(all_logits).numpy()
+        targets = np.asarray([data.targets[i] for i in order])
+        metrics = {"loss": float(torch.cat(losses).mean())}
+        if self.multi_label:
+            predicted = (1 / (1 + np.exp(-logits)) >= self.threshold).astype(int)
+            metrics.update(_multi_label_scores(predicted, targets.astype(int)))
+            return Evaluation(metrics)
+        confusion = confusion_matrix(targets, logits.argmax(-1), logits.shape[-1])
+        metrics.update(_single_label_scores(confusion))
+        return Evaluation(metrics, confusion)
 
 
 def confusion_matrix(targets: np.ndarray, predicted: np.ndarray, num_labels: int) -> np.ndarray:

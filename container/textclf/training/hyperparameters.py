@@ -1,4 +1,4 @@
-"""Every training hyperparameter, declared once with its type, default and meaning (CONTRACT B2).
+"""Every training hyperparameter, declared once with its type, default and meaning (README, "Hyperparameters").
 
 Values arrive from hyperparameters.json as strings in whatever spelling the client used; `parse` turns them into
 a typed `Hyperparameters` or raises a UserError that names the key, what was given, and what is expected.
@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from ..artifact import DEFAULT_THRESHOLD
 from ..errors import UserError
 
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
@@ -33,6 +34,9 @@ class Hyperparameters:
     max_length: int = _hp(256, "tokens per text; longer texts are truncated", minimum=8)
     validation_split: float = _hp(0.1, "share of `train` held out when no `validation` channel exists", minimum=0)
     multi_label: bool | None = _hp(None, "labels are lists (sigmoid per label); inferred from the data if unset")
+    multi_label_threshold: float = _hp(
+        DEFAULT_THRESHOLD, "multi-label: a label is predicted when its sigmoid score reaches this; saved with the model"
+    )
     # Length
     epochs: float = _hp(3.0, "passes over the training data", minimum=0)
     max_steps: int | None = _hp(None, "optimiser steps; overrides `epochs` when set", minimum=1)
@@ -142,6 +146,11 @@ def parse(raw: Mapping[str, str]) -> Hyperparameters:
         raise UserError(
             f"Hyperparameter 'validation_split' is {params.validation_split:g}; it must be below 1.",
             "Set it to a share such as 0.1, or to 0 with a `validation` channel.",
+        )
+    if not 0 < params.multi_label_threshold < 1:
+        raise UserError(
+            f"Hyperparameter 'multi_label_threshold' is {params.multi_label_threshold:g}; it must lie between 0 and 1.",
+            f"Set it to a probability such as {DEFAULT_THRESHOLD}.",
         )
     return params
 

@@ -2,7 +2,7 @@
 
 The job's position is a single number, the optimiser step: epoch and batch follow from it, and the batch order of
 an epoch is a pure function of the seed. A checkpoint taken after step N plus that rule is all a resumed job needs.
-Data parallelism (a later issue) slots in at `is_main_process` and around the batch list.
+The trainer owns its evaluator: the evaluations during training and the final scores use the same one.
 """
 
 from __future__ import annotations
@@ -21,12 +21,25 @@ from transformers import get_scheduler
 
 from ..errors import UserError
 from ..modeling import forward_logits
+from .base_model import default_learning_rate
 from .batching import EncodedSet, collate, training_batches
 from .checkpoints import CheckpointStore
-from .evaluation import EvaluationInterrupted, evaluate, loss_fn
+from .evaluation import EvaluationInterrupted, Evaluator, loss_fn
 from .hyperparameters import Hyperparameters
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingTask:
+    """What is trained: the model, its encoded data, and how its labels are read."""
+
+    model: torch.nn.Module
+    train_data: EncodedSet
+    eval_data: EncodedSet | None
+    pad_token_id: int
+    multi_label: bool
+    threshold: float  # multi-label: a label is predicted when its sigmoid score reaches this
 
 
 @dataclass
@@ -95,28 +108,22 @@ def metric_line(values: dict[str, float]) -> str:
 class Trainer:
     def __init__(
         self,
-        model: torch.nn.Module,
-        train_data: EncodedSet,
-        eval_data: EncodedSet | None,
+        task: TrainingTask,
         params: Hyperparameters,
-        learning_rate: float,
-        multi_label: bool,
-        pad_token_id: int,
         device: torch.device,
         store: CheckpointStore,
         stop_requested: threading.Event,
         emit: Callable[[str], None] = print,
-        is_main_process: bool = True,
     ) -> None:
-        self.model, self.train_data, self.eval_data, self.params = model, train_data, eval_data, params
-        self.multi_label, self.pad_token_id, self.device, self.store = multi_label, pad_token_id, device, store
-        self.stop_requested, self.emit, self.is_main_process = stop_requested, emit, is_main_process
-        self.batches_per_epoch = math.ceil(len(train_data) / params.per_device_batch_size)
+        self.task, self.model, self.params, self.device = task, task.model, params, device
+        self.store, self.stop_requested, self.emit = store, stop_requested, emit
+        self.batches_per_epoch = math.ceil(len(task.train_data) / params.per_device_batch_size)
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / params.gradient_accumulation_steps)
         self.total_steps = params.max_steps or max(1, math.ceil(params.epochs * self.steps_per_epoch))
+        self.learning_rate = params.learning_rate or default_learning_rate(task.model)
         self.dtype = resolve_precision(params.precision, device)
-        model.to(device)  # before the optimiser exists, so its state lives on the same device as the weights
-        self.optimizer = make_optimizer(model, params, learning_rate)
+        self.model.to(device)  # before the optimiser exists, so its state lives on the same device as the weights
+        self.optimizer = make_optimizer(self.model, params, self.learning_rate)
         self.scheduler = get_scheduler(
             params.lr_scheduler,
             self.optimizer,
@@ -124,6 +131,15 @@ class Trainer:
             num_training_steps=self.total_steps,
         )
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
+        self.evaluator = Evaluator(
+            self.model,
+            task.pad_token_id,
+            task.multi_label,
+            task.threshold,
+            device,
+            self.autocast,
+            batch_size=params.per_device_batch_size * 2,  # no gradients: twice the texts fit
+        )
         self.result = TrainingResult(step=0, total_steps=self.total_steps)
         self.evals_without_improvement = 0
         self.last_eval_step = 0
@@ -134,7 +150,7 @@ class Trainer:
         return step % self.steps_per_epoch == 0
 
     def _eval_due(self, step: int) -> bool:
-        if self.eval_data is None:
+        if self.task.eval_data is None:
             return False
         every = self.params.eval_steps
         return step == self.total_steps or (step % every == 0 if every else self._epoch_end(step))
@@ -190,8 +206,7 @@ class Trainer:
         return True
 
     def _save_checkpoint(self) -> None:
-        if self.is_main_process:
-            self.store.save(self.result.step, self.model, self.state_dict())
+        self.store.save(self.result.step, self.model, self.state_dict())
 
     # -- loop --------------------------------------------------------------------------------------------------------
 
@@ -207,7 +222,7 @@ class Trainer:
             epoch, step_in_epoch = divmod(result.step, self.steps_per_epoch)
             if step_in_epoch == 0 or not batches:
                 batches = training_batches(
-                    self.train_data.lengths, self.params.per_device_batch_size, self.params.seed, epoch
+                    self.task.train_data.lengths, self.params.per_device_batch_size, self.params.seed, epoch
                 )
             accumulation = self.params.gradient_accumulation_steps
             group = batches[step_in_epoch * accumulation : (step_in_epoch + 1) * accumulation]
@@ -247,16 +262,15 @@ class Trainer:
     def _optimizer_step(self, group: list[list[int]]) -> float:
         samples = sum(len(indices) for indices in group)
         total = torch.zeros((), device=self.device)
+        task = self.task
         for indices in group:
-            batch = {
-                k: v.to(self.device, non_blocking=True)
-                for k, v in collate(self.train_data, indices, self.pad_token_id, self.multi_label).items()
-            }
+            batch = collate(task.train_data, indices, task.pad_token_id, task.multi_label)
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             labels = batch.pop("labels")
             with self.autocast():
                 logits = forward_logits(self.model, batch)
             # Sum over texts, divided by the texts of the whole step: every text weighs the same whatever the split.
-            loss = loss_fn(logits, labels, self.multi_label, reduction="sum") / samples
+            loss = loss_fn(logits, labels, task.multi_label, reduction="sum") / samples
             self.scaler.scale(loss).backward()
             total += loss.detach()
         if self.params.max_grad_norm > 0:
@@ -282,16 +296,7 @@ class Trainer:
 
     def _evaluate(self) -> None:
         try:
-            evaluation = evaluate(
-                self.model,
-                self.eval_data,
-                self.params.per_device_batch_size * 2,
-                self.pad_token_id,
-                self.multi_label,
-                self.device,
-                self.autocast,
-                self._should_stop,
-            )
+            evaluation = self.evaluator.evaluate(self.task.eval_data, self._should_stop)
         except EvaluationInterrupted:
             log.info("Evaluation at step %d interrupted by a stop request; it runs again on resume.", self.result.step)
             return
@@ -313,8 +318,7 @@ class Trainer:
             return
         self.evals_without_improvement = 0
         self.result.best = {"step": step, "metric": name, "value": value, "metrics": metrics}
-        if self.is_main_process:
-            self.result.best_weights = self.store.save_best(step, self.model, name, value)
+        self.result.best_weights = self.store.save_best(step, self.model, name, value)
 
     def _patience_exhausted(self) -> bool:
         patience = self.params.early_stopping_patience

@@ -17,13 +17,13 @@ import torch
 from ..artifact import ModelMetadata
 from ..contract import Channel, MLPaths
 from ..modeling import pick_device
-from .base_model import default_learning_rate, load_base, resolve_source
+from .base_model import load_base, resolve_source
 from .batching import EncodedSet, encode
 from .checkpoints import CheckpointStore
 from .data import ChannelData, Example, drop_unknown_labels, learn_labels, read_channel, split_validation
-from .evaluation import EvaluationInterrupted, evaluate
+from .evaluation import EvaluationInterrupted
 from .hyperparameters import Hyperparameters
-from .loop import Trainer, TrainingResult, metric_line
+from .loop import Trainer, TrainingResult, TrainingTask, metric_line
 from .reports import write_reports
 
 log = logging.getLogger(__name__)
@@ -48,9 +48,16 @@ class TrainingSession:
         self.test_examples = drop_unknown_labels(self._read(test).examples, self.labels, "test") if test else []
         self.source = resolve_source(channels.get("model"), params.model_name_or_path)
         self.model, self.tokenizer = load_base(self.source, self.labels)
-        self.train_data = self._encode(train_examples)
         self.eval_data = self._encode(validation) if validation else None
-        self.learning_rate = params.learning_rate or default_learning_rate(self.model)
+        task = TrainingTask(
+            self.model,
+            self._encode(train_examples),
+            self.eval_data,
+            self.tokenizer.pad_token_id,
+            self.labels.multi_label,
+            params.multi_label_threshold,
+        )
+        self.trainer = Trainer(task, params, self.device, CheckpointStore(paths.checkpoints_dir), stop, emit)
         self.emit(
             f"Data: {len(train_examples)} training and {len(validation)} validation texts, "
             f"{len(self.labels.names)} labels ({'multi-label' if self.labels.multi_label else 'single-label'}); "
@@ -75,23 +82,10 @@ class TrainingSession:
     # -- the loop ------------------------------------------------------------------------------------------------
 
     def train(self) -> TrainingResult:
-        self.trainer = Trainer(
-            self.model,
-            self.train_data,
-            self.eval_data,
-            self.params,
-            self.learning_rate,
-            self.labels.multi_label,
-            self.tokenizer.pad_token_id,
-            self.device,
-            CheckpointStore(self.paths.checkpoints_dir),
-            self.stop,
-            self.emit,
-        )
         self.trainer.resume()
         self.emit(
             f"Training for {self.trainer.total_steps} steps ({self.trainer.steps_per_epoch} per epoch), "
-            f"learning rate {self.learning_rate:g}, precision {self.trainer.dtype or 'fp32'}."
+            f"learning rate {self.trainer.learning_rate:g}, precision {self.trainer.dtype or 'fp32'}."
         )
         result = self.trainer.fit()
         if result.best_weights is not None:
@@ -99,16 +93,8 @@ class TrainingSession:
         return result
 
     def _evaluate(self, data: EncodedSet):
-        return evaluate(
-            self.model,
-            data,
-            self.params.per_device_batch_size * 2,
-            self.tokenizer.pad_token_id,
-            self.labels.multi_label,
-            self.device,
-            self.trainer.autocast,
-            self.stop.is_set,  # SIGTERM skips what is left: the model matters more than its final scores
-        )
+        # SIGTERM skips what is left: the model matters more than its final scores.
+        return self.trainer.evaluator.evaluate(data, self.stop.is_set)
 
     # -- outputs -------------------------------------------------------------------------------------------------
 
@@ -122,6 +108,7 @@ class TrainingSession:
             labels=self.labels.names,
             max_length=self.params.max_length,
             multi_label=self.labels.multi_label,
+            threshold=self.params.multi_label_threshold,
             text_pair=self.params.text_pair_column is not None,
             model_type=self.model.config.model_type,
             base_model=self.source,
