@@ -25,12 +25,15 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests"), str(REPO / "tools"), str(REPO / "tests" / "serving")]
+sys.path[:0] = [str(REPO / "tools")]
 
 import requests  # noqa: E402
+from harness import (  # noqa: E402
+    Server,  # noqa: E402
+    make_ml_tree,
+    run_train,
+)
 from sample_data import make_rows  # noqa: E402
-from serve_support import Server  # noqa: E402
-from support import make_ml_tree, run_train  # noqa: E402
 from tiny_models import build_bert  # noqa: E402
 
 LUA = REPO / "bench" / "post.lua"

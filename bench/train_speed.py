@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests"), str(REPO / "tools")]
+sys.path[:0] = [str(REPO / "tools")]
 
+from harness import make_ml_tree, run_train  # noqa: E402
 from sample_data import make_rows  # noqa: E402
-from support import make_ml_tree, run_train  # noqa: E402
 from tiny_models import build_bert  # noqa: E402
 
 

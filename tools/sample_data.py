@@ -18,6 +18,13 @@ TOPICS: dict[str, list[str]] = {
     "finance": "stock market bank interest shares investor profit bond inflation dividend budget loan".split(),
     "tech": "software chip laptop cloud code startup robot network server algorithm battery app".split(),
 }
+# One hand-written text per topic, unseen in the generated data: what the serving tests and benchmarks send.
+SAMPLE_TEXTS = {
+    "sport": "The striker scored a late goal as the team won the league match at the stadium.",
+    "weather": "Forecast says heavy rain and strong wind, then a cold frost and snow tomorrow.",
+    "finance": "Shares fell as the bank raised interest rates and investors sold bonds.",
+    "tech": "The startup released new software for the laptop chip and a faster cloud server.",
+}
 FILLER = "the a today yesterday new report says people many after before with about this that big small".split()
 
 

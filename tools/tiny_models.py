@@ -15,6 +15,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sample_data import FILLER, TOPICS, make_rows  # noqa: E402
 
+# Hyperparameters that train the tiny models in seconds on 2 CPU cores (the tests use them).
+TINY_HYPERPARAMETERS = {
+    "epochs": "2",
+    "per_device_batch_size": "16",
+    "max_length": "64",
+    "learning_rate": "0.003",
+    "warmup_ratio": "0.0",
+    "logging_steps": "5",
+}
+
 
 def _corpus() -> list[str]:
     words = sorted({w for ws in TOPICS.values() for w in ws} | set(FILLER))

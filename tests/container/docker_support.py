@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from harness import make_ml_tree
 from sample_data import make_rows
-from support import TINY_HYPERPARAMETERS, make_ml_tree
+from tiny_models import TINY_HYPERPARAMETERS
 
 REPO = Path(__file__).resolve().parents[2]
 # Set to test an image that is already built (e.g. one pulled from ECR) instead of building this checkout.

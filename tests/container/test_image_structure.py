@@ -39,7 +39,7 @@ def pinned(lock: str) -> dict[str, str]:
     return pins
 
 
-def test_labels(image):
+def test_image_labels_declare_bind_to_port_version_revision_and_base(image):
     labels = inspect(image)["Config"]["Labels"]
     assert labels["com.amazonaws.sagemaker.capabilities.accept-bind-to-port"] == "true"
     assert labels["org.opencontainers.image.version"] not in ("", "dev")
@@ -47,7 +47,7 @@ def test_labels(image):
     assert labels["org.opencontainers.image.base.name"]
 
 
-def test_exec_form_entrypoint_and_environment(image):
+def test_entrypoint_is_exec_form_and_caches_go_to_tmp(image):
     config = inspect(image)["Config"]
     assert config["Entrypoint"] == ["/opt/program/entrypoint"]  # exec form: no shell swallows SIGTERM
     assert not config["Cmd"]

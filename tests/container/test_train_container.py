@@ -8,7 +8,7 @@ import time
 
 import pytest
 from docker_support import ARBITRARY_USER, container_state, docker, logs, ml_tree
-from support import failure_text
+from harness import failure_text
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from serve_support import Server
+from harness import Server
 
 # The main server: a 1 MB payload limit keeps the 413 tests cheap; a 20 ms batch window makes cross-request
 # batches certain under the concurrency tests; batch transform variables show in /execution-parameters.

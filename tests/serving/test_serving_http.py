@@ -12,10 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from sample_data import make_rows
-from serve_support import SAMPLE
+from sample_data import SAMPLE_TEXTS, make_rows
 
-TEXTS = list(SAMPLE.values())
+TEXTS = list(SAMPLE_TEXTS.values())
 ALL_LOGITS = {"top_k": None, "function_to_apply": "none"}
 
 
@@ -59,7 +58,9 @@ ACCEPTS = ["application/json", "application/jsonlines", "text/csv", "*/*", None,
 
 @pytest.mark.parametrize("accept", ACCEPTS)
 @pytest.mark.parametrize("name", sorted(REQUESTS))
-def test_every_content_type_and_accept(bert_server, expected_labels, name, accept):
+def test_every_content_type_answers_in_the_accepted_format_with_the_same_labels(
+    bert_server, expected_labels, name, accept
+):
     content_type, body = REQUESTS[name]
     response = bert_server.post(body.encode(), content_type, accept)
     assert response.status_code == 200, response.text
@@ -73,7 +74,7 @@ def test_every_content_type_and_accept(bert_server, expected_labels, name, accep
     assert [entry["label"] for entry in parse(response)] == expected_labels
 
 
-def test_plain_text_and_single_string_shapes(bert_server, expected_labels):
+def test_a_single_string_is_answered_in_the_pipeline_shapes(bert_server, expected_labels):
     response = bert_server.post(TEXTS[0].encode(), "text/plain")
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("application/json")
@@ -113,7 +114,7 @@ def test_jsonlines_keeps_order_and_line_count(bert_server):
     assert all(isinstance(a, list) == (i % 5 == 0) for i, a in enumerate(answers))
 
 
-def test_truncation(bert_server):
+def test_long_texts_are_cut_by_default_and_refused_without_truncation(bert_server):
     long_text = " ".join(["the striker scored a goal"] * 60)  # ~300 tokens; the model was trained on 64
     assert bert_server.post({"inputs": long_text}).status_code == 200
     refused = bert_server.post({"inputs": ["short", long_text], "parameters": {"truncation": False}})
@@ -221,7 +222,9 @@ def check_error(response: requests.Response, status: int, words: str) -> None:
 @pytest.mark.parametrize(
     ("name", "content_type", "body", "accept", "status", "words"), BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS]
 )
-def test_bad_input_then_a_good_one(bert_server, expected_labels, name, content_type, body, accept, status, words):
+def test_bad_input_gets_its_json_error_and_the_next_request_succeeds(
+    bert_server, expected_labels, name, content_type, body, accept, status, words
+):
     check_error(bert_server.post(body, content_type, accept), status, words)
     good = bert_server.post({"inputs": TEXTS})
     assert good.status_code == 200 and [e["label"] for e in good.json()] == expected_labels
@@ -231,7 +234,7 @@ def test_bad_input_then_a_good_one(bert_server, expected_labels, name, content_t
     ("method", "path", "status"),
     [("GET", "/invocations", 405), ("POST", "/ping", 405), ("GET", "/nowhere", 404), ("DELETE", "/stats", 405)],
 )
-def test_flask_refusals_are_json(bert_server, method, path, status):
+def test_unknown_routes_and_methods_answer_json(bert_server, method, path, status):
     response = requests.request(method, f"{bert_server.url}{path}", timeout=5)
     check_error(response, status, path)
 

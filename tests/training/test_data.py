@@ -13,7 +13,7 @@ def _read(directory, **columns):
     return read_channel(directory, columns.get("text", "text"), columns.get("label", "label"), columns.get("pair"))
 
 
-def test_all_formats_gzip_and_nested_files(tmp_path):
+def test_every_format_gzipped_or_nested_is_read_and_other_files_ignored(tmp_path):
     (tmp_path / "nested" / "deeper").mkdir(parents=True)
     with open(tmp_path / "a.csv", "w", newline="") as handle:
         csv.writer(handle).writerows([["text", "label"], ["csv row, with comma", "x"]])
@@ -54,7 +54,7 @@ def test_missing_column_lists_the_columns_found(tmp_path):
     assert "text_column" in error.value.remedy
 
 
-def test_configurable_columns_and_text_pairs(tmp_path):
+def test_columns_are_configurable_and_pairs_read_both_texts(tmp_path):
     (tmp_path / "d.csv").write_text("premise,hypothesis,gold\nA man runs,Someone moves,entailment\n")
     data = _read(tmp_path, text="premise", pair="hypothesis", label="gold")
     assert (data.examples[0].text, data.examples[0].text_pair, data.examples[0].label) == (

@@ -45,7 +45,7 @@ def test_non_string_json_values_from_a_hand_written_file(tmp_path):
     assert (params.epochs, params.multi_label, params.warmup_ratio) == (2.0, False, 0.1)
 
 
-def test_defaults_match_the_contract():
+def test_defaults_are_the_documented_ones():
     params = parse({})
     assert params.text_column == "text" and params.label_column == "label" and params.text_pair_column is None
     assert params.epochs == 3 and params.max_steps is None

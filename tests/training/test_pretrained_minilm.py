@@ -5,8 +5,8 @@ import re
 from pathlib import Path
 
 import pytest
+from harness import make_ml_tree, run_train
 from sample_data import make_rows
-from support import make_ml_tree, run_train
 
 pytestmark = pytest.mark.slow
 

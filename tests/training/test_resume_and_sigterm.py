@@ -5,9 +5,10 @@ import signal
 import time
 
 import pytest
+from harness import failure_text, make_ml_tree, run_train, start_train
 from safetensors.torch import load_file
 from sample_data import make_rows
-from support import TINY_HYPERPARAMETERS, failure_text, make_ml_tree, run_train, start_train
+from tiny_models import TINY_HYPERPARAMETERS
 
 HYPER = {**TINY_HYPERPARAMETERS, "max_steps": "120", "checkpoint_steps": "10", "eval_steps": "20", "logging_steps": "1"}
 

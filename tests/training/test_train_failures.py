@@ -3,8 +3,9 @@
 import json
 
 import pytest
+from harness import failure_text, make_ml_tree, run_train
 from sample_data import make_rows
-from support import TINY_HYPERPARAMETERS, failure_text, make_ml_tree, run_train
+from tiny_models import TINY_HYPERPARAMETERS
 
 
 def _tree(tmp_path, tiny_bert_base, hyper=None, channels=None):

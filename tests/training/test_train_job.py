@@ -4,8 +4,9 @@ import json
 import re
 
 import pytest
+from harness import REPO, failure_text, make_ml_tree, run_train
 from sample_data import make_rows
-from support import REPO, TINY_HYPERPARAMETERS, failure_text, make_ml_tree, run_train
+from tiny_models import TINY_HYPERPARAMETERS
 
 
 def metric_definitions() -> list[dict]:
@@ -43,7 +44,7 @@ def test_model_directory_is_deployable_and_names_its_labels(finished_job):
     assert "accuracy" in meta["metrics"]["validation"] and "accuracy" in meta["metrics"]["test"]
 
 
-def test_reports_and_no_failure(finished_job):
+def test_reports_are_written_and_no_failure_is_left(finished_job):
     base, _ = finished_job
     out = base / "output" / "data"
     metrics = json.loads((out / "metrics.json").read_text())
@@ -81,7 +82,7 @@ def test_best_model_is_the_one_kept(finished_job):
     assert metrics["validation"]["macro_f1"] == pytest.approx(best_f1, abs=1e-6)
 
 
-def test_gpt2_text_pairs_multi_label_and_options(tmp_path, tiny_gpt2_base):
+def test_gpt2_trains_on_pairs_multi_label_with_every_option(tmp_path, tiny_gpt2_base):
     rows = [
         {"text": r["text"], "second": "extra words", "tags": [r["label"], "news"] if i % 3 else [r["label"]]}
         for i, r in enumerate(make_rows(120))

@@ -1,7 +1,9 @@
-"""Start `serve` for real, as SageMaker does, on a free loopback port, and talk to it over HTTP."""
+"""`train` and `serve` run as SageMaker runs them, for the tests and the benchmarks: an /opt/ml tree laid out by
+hand, `train` as a subprocess over it, and `serve` as a subprocess on a free loopback port, talked to over HTTP."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -13,14 +15,73 @@ import time
 from pathlib import Path
 
 import requests
-from support import SERVE
+from sample_data import write_rows
 
-SAMPLE = {
-    "sport": "The striker scored a late goal as the team won the league match at the stadium.",
-    "weather": "Forecast says heavy rain and strong wind, then a cold frost and snow tomorrow.",
-    "finance": "Shares fell as the bank raised interest rates and investors sold bonds.",
-    "tech": "The startup released new software for the laptop chip and a faster cloud server.",
-}
+REPO = Path(__file__).resolve().parents[1]
+TRAIN = REPO / "train"
+SERVE = REPO / "serve"
+
+
+# --- train ------------------------------------------------------------------------------------------------------
+
+
+def make_ml_tree(
+    base: Path,
+    hyperparameters: dict[str, str] | None = None,
+    channels: dict[str, list[dict] | Path] | None = None,
+    channel_format: str = "csv",
+) -> Path:
+    """An /opt/ml tree under `base`: all three config files and one directory per channel.
+
+    A channel given as rows is written as one file; one given as a Path is copied (files or a model directory).
+    """
+    config = base / "input" / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters or {}))
+    channels = channels or {}
+    data_config = {name: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"} for name in channels}
+    (config / "inputdataconfig.json").write_text(json.dumps(data_config))
+    resource = {"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"}
+    (config / "resourceconfig.json").write_text(json.dumps(resource))
+    for name, content in channels.items():
+        target = base / "input" / "data" / name
+        target.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, Path):
+            subprocess.run(["cp", "-r", f"{content}/.", str(target)], check=True)
+        else:
+            write_rows(target / f"{name}.{channel_format}", content, channel_format)
+    return base
+
+
+def train_env(base: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ, SAGEMAKER_BASE_DIR=str(base), PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
+    env.update(extra)
+    return env
+
+
+def run_train(base: Path, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+    """`train` as a subprocess, as SageMaker starts it (here with the caller's interpreter)."""
+    return subprocess.run(
+        [sys.executable, str(TRAIN)], env=train_env(base, **env), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def start_train(base: Path, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(TRAIN)],
+        env=train_env(base, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def failure_text(base: Path) -> str:
+    path = base / "output" / "failure"
+    return path.read_text() if path.exists() else ""
+
+
+# --- serve ------------------------------------------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -97,7 +158,7 @@ class Server:
         headers = {"Content-Type": content_type, **kwargs.pop("headers", {})}
         if accept:
             headers["Accept"] = accept
-        data = body if isinstance(body, (bytes, str)) else __import__("json").dumps(body)
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
         return self.session.post(f"{self.url}/invocations", data=data, headers=headers, timeout=60, **kwargs)
 
     def workers(self) -> list[int]:
