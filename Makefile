@@ -7,11 +7,12 @@ VENV        ?= $(HOME)/.cache/sm-textclf/venv-$(LOCK_HASH)
 PY          := $(VENV)/bin/python
 
 IMAGE       ?= sagemaker-text-classifier
-TAG         ?= latest
 # The base for users: a pinned public PyTorch CUDA runtime image (docker/base-image.env holds the pin).
 # For machines without a registry, `make base-image` builds LOCAL_BASE from Debian packages and PyPI.
 LOCAL_BASE  ?= textclf-base:local
 BASE_IMAGE  ?= $(LOCAL_BASE)
+# The tag says which base: `local` on the local test base (never for SageMaker), `latest` on any other.
+TAG         ?= $(if $(filter $(LOCAL_BASE),$(BASE_IMAGE)),local,latest)
 PORT        ?= 8080
 PYTEST_ARGS ?=
 BENCH_ARGS  ?=

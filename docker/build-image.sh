@@ -85,6 +85,11 @@ main() {
     build "$ref" "${build_args[@]}"
     log "built $ref in $((SECONDS - start)) s: $(docker image inspect --format '{{.Size}}' "$ref" |
         awk '{printf "%.2f GB", $1 / 1e9}')"
+    if [ "$base" = "$PUBLIC_BASE_IMAGE" ]; then
+        log "base: $base (the public CUDA base: this image is for SageMaker)"
+    else
+        log "base: $base, NOT the public base: for tests and laptops only; make push refuses it"
+    fi
 }
 
 main "$@"

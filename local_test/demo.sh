@@ -8,7 +8,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-readonly image=${IMAGE:-sagemaker-text-classifier}:${TAG:-latest}
+readonly image=${IMAGE:-sagemaker-text-classifier}:${TAG:-local}
 readonly local_base=${LOCAL_BASE:-textclf-base:local}
 readonly base=${BASE_IMAGE:-$local_base}
 readonly payload=$local_test/payload.json
