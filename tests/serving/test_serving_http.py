@@ -50,7 +50,7 @@ REQUESTS = {
     "json-charset": ("application/json; charset=utf-8", json.dumps({"inputs": TEXTS})),
     "jsonlines": ("application/jsonlines", "".join(json.dumps({"inputs": t}) + "\n" for t in TEXTS)),
     "jsonlines-alias": ("application/x-jsonlines", "".join(json.dumps(t) + "\n" for t in TEXTS)),
-    "csv-header": ("text/csv", "text\n" + "".join(f'"{t}"\n' for t in TEXTS)),
+    "csv-header": ("text/csv; header=present", "text\n" + "".join(f'"{t}"\n' for t in TEXTS)),
     "csv-plain": ("text/csv", "".join(f'"{t}"\n' for t in TEXTS)),
 }
 ACCEPTS = ["application/json", "application/jsonlines", "text/csv", "*/*", None, "text/html;q=0.9, text/csv;q=0.5"]
@@ -96,6 +96,34 @@ def test_csv_answer_has_one_row_per_input_and_no_header(bert_server):
     response = bert_server.post({"inputs": TEXTS, "parameters": {"top_k": 2}}, accept="text/csv")
     rows = list(csv.reader(io.StringIO(response.text)))
     assert len(rows) == len(TEXTS) and all(len(row) == 4 for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "texts"),
+    [
+        ("text/csv", "Text\nrain and wind\n", ["Text", "rain and wind"]),  # a headerless body starting "Text"
+        ("text/csv", "text\nrain and wind\n", ["text", "rain and wind"]),  # a lone cell is never a header
+        ("text/csv; header=present", "text\nrain and wind\n", ["rain and wind"]),
+        ("text/csv", "text,id\nrain and wind,1\ngoal,2\n", ["rain and wind", "goal"]),  # names several columns
+        ("text/csv; header=absent", '"text,id"\ngoal\n', ["text,id", "goal"]),
+        ("text/csv", "goal\r\nrain\r\n\r\n", ["goal", "rain"]),  # trailing line breaks end the last row
+    ],
+)
+def test_csv_answers_one_row_per_text_record(bert_server, content_type, body, texts):
+    response = bert_server.post(body.encode(), content_type, "application/json")
+    assert response.status_code == 200, response.text
+    alone = [bert_server.post({"inputs": [text], "parameters": ALL_LOGITS}).json()[0] for text in texts]
+    together = bert_server.post(body.encode(), content_type, "application/json").json()
+    assert len(together) == len(texts)
+    assert [entry["label"] for entry in together] == [max(a, key=lambda e: e["score"])["label"] for a in alone]
+
+
+def test_jsonlines_lines_end_at_newlines_only(bert_server):
+    texts = ["rain\u2028and wind", "goal\u2029match", "bank\x85shares", "plain"]
+    body = "".join(json.dumps({"inputs": t}, ensure_ascii=False) + "\n" for t in texts).encode()
+    response = bert_server.post(body, "application/jsonlines")
+    assert response.status_code == 200, response.text
+    assert len(response.text.strip("\n").split("\n")) == len(texts)
 
 
 def test_jsonlines_keeps_order_and_line_count(bert_server):
@@ -200,13 +228,27 @@ BAD_INPUTS = [
     ),
     ("empty-text-plain", "text/plain", b"", None, 422, "empty"),
     ("csv-three-columns", "text/csv", b"a,b,c\n", None, 422, "3 columns"),
-    ("csv-header-only", "text/csv", b"text\n", None, 422, "header"),
+    ("csv-header-only", "text/csv; header=present", b"text\n", None, 422, "header"),
     ("jsonlines-bad-line", "application/jsonlines", b'{"inputs": "a"}\n{"inputs": \n', None, 400, "line 2"),
     ("xml", "application/xml", b"<inputs>x</inputs>", None, 415, "application/xml"),
     ("image", "image/png", b"\x89PNG", None, 415, "image/png"),
     ("bad-charset", "text/plain; charset=klingon", b"hello", None, 415, "charset"),
     ("accept-html", "application/json", b'{"inputs": "x"}', "text/html", 406, "text/html"),
     ("oversized", "application/json", json.dumps({"inputs": ["rain"] * 200_000}).encode(), None, 413, "1 MB"),
+    ("csv-blank-row", "text/csv", b'goal match\n" "\nrain wind\n', None, 422, "CSV row 2 is an empty text"),
+    ("csv-empty-row", "text/csv", b"goal match\n\nrain wind\n", None, 422, "CSV row 2 is empty"),
+    ("csv-bad-header-param", "text/csv; header=maybe", b"rain\n", None, 422, "header=present"),
+    ("lone-surrogate", "application/json", b'{"inputs": ["ok", "a\\ud800b"]}', None, 422, "inputs[1] holds a lone"),
+    ("deep-nesting", "application/json", b"[" * 100_000 + b"]" * 100_000, None, 400, "nested too deeply"),
+    ("deep-nesting-jsonl", "application/jsonlines", b"[" * 100_000 + b"]" * 100_000, None, 400, "line 1"),
+    (
+        "return-all-scores-string",
+        "application/json",
+        b'{"inputs": "x", "parameters": {"return_all_scores": "yes"}}',
+        None,
+        422,
+        "return_all_scores must be true or false",
+    ),
 ]
 
 

@@ -94,8 +94,10 @@ def _parameters(raw: object, where: str) -> Parameters:
         top_k, given = raw["top_k"], True
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
             raise InvalidInput(f"{where}.top_k must be a whole number >= 1 or null, not {json.dumps(top_k)}.")
-    elif raw.get("return_all_scores") is True:  # the pipeline's older spelling of top_k=null
-        given = True
+    elif "return_all_scores" in raw:  # the pipeline's older spelling of top_k=null
+        given = raw["return_all_scores"]
+        if not isinstance(given, bool):
+            raise InvalidInput(f"{where}.return_all_scores must be true or false, not {json.dumps(given)}.")
     truncation = raw.get("truncation", True)
     if not isinstance(truncation, bool):
         raise InvalidInput(f"{where}.truncation must be true or false, not {json.dumps(truncation)}.")
@@ -124,6 +126,14 @@ def _text_input(value: object, where: str) -> TextInput:
         raise InvalidInput(f"{where} is {_kind(value)}; expected a string (or {{'text', 'text_pair'}}).")
     if not item.text.strip():
         raise InvalidInput(f"{where} is an empty text.")
+    for part in (item.text, item.pair or ""):
+        try:
+            part.encode("utf-8")
+        except UnicodeEncodeError as exc:  # JSON's "\ud800" escape decodes to half a character
+            raise InvalidInput(
+                f"{where} holds a lone surrogate (\\u{ord(part[exc.start]):04x}) at character {exc.start}; "
+                "send valid Unicode text."
+            ) from None
     return item
 
 
@@ -135,11 +145,17 @@ def _inputs(value: object, where: str) -> tuple[list[TextInput], bool]:
     return [_text_input(value, where)], True
 
 
-def decode_json(text: str, text_pair: bool = False) -> DecodedRequest:
+def _loads(text: str, where: str) -> object:
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise MalformedBody(f"Malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.") from None
+        raise MalformedBody(f"Malformed JSON{where}: {exc.msg} at line {exc.lineno} column {exc.colno}.") from None
+    except RecursionError:
+        raise MalformedBody(f"The JSON{where} is nested too deeply to be read; send inputs as a flat list.") from None
+
+
+def decode_json(text: str, text_pair: bool = False, media: dict[str, str] | None = None) -> DecodedRequest:
+    data = _loads(text, "")
     if isinstance(data, dict):
         if "inputs" not in data:
             raise InvalidInput('The JSON object has no "inputs"; send {"inputs": "text" or ["text", ...]}.')
@@ -154,15 +170,13 @@ def decode_json(text: str, text_pair: bool = False) -> DecodedRequest:
     return DecodedRequest(inputs, [params] * len(inputs), single)
 
 
-def decode_jsonlines(text: str, text_pair: bool = False) -> DecodedRequest:
+def decode_jsonlines(text: str, text_pair: bool = False, media: dict[str, str] | None = None) -> DecodedRequest:
     inputs, params = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at \n (\r\n too) only: str.splitlines() would also split inside a string holding U+2028 or U+0085.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise MalformedBody(f"Malformed JSON on line {number}: {exc.msg} at column {exc.colno}.") from None
+        data = _loads(line, f" on line {number}")
         where = f"line {number}"
         if isinstance(data, dict) and "inputs" in data:
             inputs.append(_text_input(data["inputs"], f"{where} inputs"))
@@ -175,42 +189,60 @@ def decode_jsonlines(text: str, text_pair: bool = False) -> DecodedRequest:
     return DecodedRequest(inputs, params)
 
 
-def decode_csv(text: str, text_pair: bool = False) -> DecodedRequest:
+def decode_csv(text: str, text_pair: bool = False, media: dict[str, str] | None = None) -> DecodedRequest:
+    """One input per CSV record, never fewer answers than records: a blank record is refused by its number.
+
+    A header row is read when the Content-Type says `header=present` (RFC 4180's parameter), never with
+    `header=absent`, and otherwise only when the first record names several columns, one of them exactly `text`:
+    a lone first cell is always a text (a headerless body may well start with the word "Text").
+    """
+    header_parameter = (media or {}).get("header")
+    if header_parameter not in (None, "present", "absent"):
+        raise InvalidInput(f"Content-Type parameter header={header_parameter!r}: use header=present or header=absent.")
     try:
-        rows = [row for row in csv.reader(io.StringIO(text, newline="")) if any(cell.strip() for cell in row)]
+        # Trailing line breaks end the last record; they are not empty records.
+        rows = list(csv.reader(io.StringIO(text.rstrip("\r\n"), newline="")))
     except csv.Error as exc:
         raise MalformedBody(f"Malformed CSV: {exc}.") from None
-    if not rows:
+    if not rows or rows == [[]]:
         raise InvalidInput("The CSV body holds no rows; send one text per row.")
-    header = [cell.strip().lower() for cell in rows[0]]
-    if "text" in header:
-        text_col, pair_col = header.index("text"), header.index("text_pair") if "text_pair" in header else None
-        rows = rows[1:]
-        if not rows:
+    first = [cell.strip() for cell in rows[0]]
+    has_header = header_parameter == "present" or (header_parameter is None and len(first) > 1 and "text" in first)
+    numbered = list(enumerate(rows, start=1))
+    if has_header:
+        names = [cell.lower() for cell in first]
+        if "text" not in names:
+            raise InvalidInput(f"The CSV header row names no 'text' column (it names {', '.join(first)}).")
+        text_col, pair_col = names.index("text"), names.index("text_pair") if "text_pair" in names else None
+        numbered = numbered[1:]
+        if not numbered:
             raise InvalidInput("The CSV body holds a header row and no texts.")
     else:
         text_col, pair_col = 0, 1 if text_pair else None
         width = 2 if text_pair else 1
-        for number, row in enumerate(rows, start=1):
+        for number, row in numbered:
             if len(row) > width:
                 raise InvalidInput(
                     f"CSV row {number} has {len(row)} columns; without a header row naming a 'text' "
                     f"column each row must be one text (quote texts that hold commas)."
                 )
     inputs = []
-    for number, row in enumerate(rows, start=1):
+    for number, row in numbered:
+        if not row:
+            raise InvalidInput(f"CSV row {number} is empty; send one text per row (no blank lines between rows).")
         text_value = row[text_col] if text_col < len(row) else ""
         pair_value = row[pair_col] if pair_col is not None and pair_col < len(row) else None
         inputs.append(_text_input({"text": text_value, "text_pair": pair_value}, f"CSV row {number}"))
     return DecodedRequest(inputs, [Parameters()] * len(inputs))
 
 
-def decode_text(text: str, text_pair: bool = False) -> DecodedRequest:
+def decode_text(text: str, text_pair: bool = False, media: dict[str, str] | None = None) -> DecodedRequest:
     text = text.rstrip("\r\n")
     return DecodedRequest([_text_input(text, "the text/plain body")], [Parameters()], single=True)
 
 
-DECODERS: dict[str, Callable[[str, bool], DecodedRequest]] = {
+# (body text, the model reads pairs, the Content-Type's parameters) -> the request
+DECODERS: dict[str, Callable[[str, bool, dict[str, str]], DecodedRequest]] = {
     JSON: decode_json,
     JSONLINES: decode_jsonlines,
     CSV: decode_csv,
@@ -223,7 +255,7 @@ def decode(body: bytes, content_type: str | None, text_pair: bool = False) -> De
     decoder = DECODERS.get(media or JSON)  # no Content-Type at all: JSON, the contract's default
     if decoder is None:
         raise UnsupportedContentType(f"Cannot read Content-Type {content_type!r}; send {', '.join(DECODERS)}.")
-    request = decoder(body_text(body, params), text_pair)
+    request = decoder(body_text(body, params), text_pair, params)
     check_pairing(request.inputs, text_pair)
     return request
 
