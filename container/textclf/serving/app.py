@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from flask import Flask, Response, g, request
 
@@ -27,6 +26,7 @@ from .errors import NotReady, PayloadTooLarge
 from .health import RUN_DIR_ENV, ModelLoader, WorkerGroup
 from .http_errors import STATUS, json_error, register_error_handlers
 from .inference import Inference
+from .limits import TRANSFORMS_PER_WORKER, advertised_payload_mb, request_limits
 from .settings import ServingSettings, load_settings
 
 log = logging.getLogger("textclf.serving")
@@ -46,11 +46,11 @@ class ServerState:
     settings: ServingSettings
     loader: ModelLoader
     group: WorkerGroup
-    inference: Inference | None = None
 
 
-def load_model(env: ServingEnvironment, settings: ServingSettings) -> tuple[Any, Any]:
-    """The real loader: read the model directory, load and warm up the predictor, build the runner."""
+def load_model(env: ServingEnvironment, settings: ServingSettings) -> Inference:
+    """The real loader: read the model directory, load and warm up the predictor, build the runner, and bound
+    each request's work by the throughput the warm-up measured."""
     from .modelinfo import describe_model
 
     started = time.perf_counter()
@@ -65,19 +65,22 @@ def load_model(env: ServingEnvironment, settings: ServingSettings) -> tuple[Any,
     def run(batch: list) -> list:
         return runner.predict(batch, [len(features["input_ids"]) for features in batch], env.timeout_seconds)[0]
 
-    predictor.warm_up(settings.max_batch_size, settings.max_batch_tokens, run)
+    tokens_per_second = predictor.warm_up(settings.max_batch_size, settings.max_batch_tokens, run)
+    limits = request_limits(env, settings, tokens_per_second)
     # torch, transformers and the model leave millions of long-lived objects behind. Every full collection would
     # walk them all while holding the GIL: stalls of ~150 ms that showed as p99 = 7x p50 under load (make bench).
     # Frozen, they are out of the collector's reach; what requests allocate is still collected as usual.
     gc.collect()
     gc.freeze()
     log.info(
-        "imports %.1f s, model load %.1f s, warm-up %.1f s",
+        "imports %.1f s, model load %.1f s, warm-up %.1f s; %.0f tokens/s, at most %d tokens per request",
         imported - started,
         loaded - imported,
         time.perf_counter() - loaded,
+        tokens_per_second,
+        limits.max_tokens,
     )
-    return predictor, runner
+    return Inference(predictor, runner, env.timeout_seconds, limits)
 
 
 def build_runner(run_batch: Callable, settings: ServingSettings):
@@ -91,7 +94,7 @@ def build_runner(run_batch: Callable, settings: ServingSettings):
 def create_app(
     env: ServingEnvironment | None = None,
     settings: ServingSettings | None = None,
-    load: Callable[[], tuple[Any, Any]] | None = None,
+    load: Callable[[], Inference] | None = None,
     group: WorkerGroup | None = None,
     exit_on_failure: bool = False,
     start: bool = True,
@@ -129,9 +132,7 @@ def _inference(state: ServerState) -> Inference:
     if not state.loader.ready:
         _, why = state.loader.health()
         raise NotReady(why)
-    if state.inference is None:
-        state.inference = Inference(state.loader.predictor, state.loader.runner, state.env.timeout_seconds)
-    return state.inference
+    return state.loader.inference
 
 
 def _refusal(env: ServingEnvironment, size: int | None = None) -> PayloadTooLarge:
@@ -199,7 +200,7 @@ def _register_routes(app: Flask, state: ServerState) -> None:
         accept = codecs.choose_accept(request.headers.get("Accept"), content_type, env.default_accept)
         body = _read_body(env)
         decoded = codecs.decode(body, request.headers.get("Content-Type"), inference.text_pair)
-        results, largest = inference.classify(decoded)
+        results, largest = inference.classify(decoded, g.started)
         g.texts = len(decoded.inputs)
         response = Response(codecs.encode(results, accept, decoded.single), mimetype=accept)
         response.headers["X-Textclf-Batch-Size"] = str(largest)
@@ -209,17 +210,18 @@ def _register_routes(app: Flask, state: ServerState) -> None:
     def execution_parameters():
         # Batch transform asks once before sending records. Two payloads per worker keep every batcher fed
         # while the next one is in transit, unless the job fixed its own concurrency.
-        concurrency = env.max_concurrent_transforms or 2 * max(1, state.group.expected)
+        concurrency = env.max_concurrent_transforms or TRANSFORMS_PER_WORKER * max(1, state.group.expected)
+        limits = state.loader.inference.limits if state.loader.ready else None
         body = {
             "MaxConcurrentTransforms": concurrency,
             "BatchStrategy": env.batch_strategy,
-            "MaxPayloadInMB": env.max_payload_mb,
+            "MaxPayloadInMB": advertised_payload_mb(env, limits),
         }
         return Response(json.dumps(body), mimetype="application/json")
 
     @app.get("/stats")
     def stats():
-        runner = state.loader.runner
+        runner = state.loader.inference.runner if state.loader.ready else None
         body = {
             "pid": os.getpid(),
             "state": state.loader.state.value,

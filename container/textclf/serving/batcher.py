@@ -157,7 +157,10 @@ class MicroBatcher:
             self._cond.notify()
         if not ticket.done.wait(timeout):
             ticket.cancelled = True  # the batcher skips what is still pending for it
-            raise InferenceTimeout(f"Inference did not finish within {timeout:g} s (SAGEMAKER_MODEL_SERVER_TIMEOUT).")
+            raise InferenceTimeout(
+                f"Inference did not finish within the {timeout:.1f} s left of the request's time limit "
+                "(SAGEMAKER_MODEL_SERVER_TIMEOUT)."
+            )
         if ticket.error is not None:
             raise ticket.error
         return ticket.results, ticket.largest_batch

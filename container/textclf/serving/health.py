@@ -78,21 +78,21 @@ class WorkerGroup:
 
 
 class ModelLoader:
-    """Loads the predictor in a background thread, warms it up, and builds its runner (batcher or direct)."""
+    """Loads the model in a background thread and warms it up: `load` returns what requests will use (the
+    Inference object), and only then is this worker READY."""
 
     def __init__(
         self,
-        load: Callable[[], tuple[Any, Any]],
+        load: Callable[[], Any],
         group: WorkerGroup | None = None,
         exit_on_failure: bool = False,
     ) -> None:
-        self._load = load  # returns (predictor, runner), warm-up done
+        self._load = load
         self.group = group or WorkerGroup()
         self.exit_on_failure = exit_on_failure
         self.state = State.STARTING
         self.error: str | None = None
-        self.predictor: Any = None
-        self.runner: Any = None
+        self.inference: Any = None  # textclf.serving.inference.Inference, once loaded
         self.started = time.monotonic()
         self._thread: threading.Thread | None = None
 
@@ -108,7 +108,7 @@ class ModelLoader:
 
     def _run(self) -> None:
         try:
-            self.predictor, self.runner = self._load()
+            self.inference = self._load()
         except BaseException as exc:  # noqa: BLE001 - reported, then the worker stops the server
             self.error = f"{type(exc).__name__}: {exc}"
             self.state = State.FAILED

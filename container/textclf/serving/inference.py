@@ -1,15 +1,19 @@
 """The one object the HTTP layer talks to: decoded inputs in, formatted answers out.
 
-It tokenises in the request thread (through the predictor), hands token ids to the runner (the MicroBatcher, or
-the DirectRunner when batching is off), and formats each text's logits with that text's parameters. No torch.
+It tokenises in the request thread (through the predictor), refuses a request over its work bound, hands token ids
+to the runner (the MicroBatcher, or the DirectRunner when batching is off) with what is left of the request's
+time, and formats each text's logits with that text's parameters. No torch.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import InferenceTimeout
 from .inputs import DecodedRequest, Result
+from .limits import RequestLimits, return_memory
 from .outputs import LabelSpace, format_result
 
 
@@ -17,15 +21,18 @@ from .outputs import LabelSpace, format_result
 class Inference:
     predictor: Any  # textclf.serving.predictor.Predictor, or a test double with encode() and info
     runner: Any  # MicroBatcher or DirectRunner: predict(payloads, lengths, timeout) -> (results, largest batch)
-    timeout_s: float
+    timeout_s: float  # SAGEMAKER_MODEL_SERVER_TIMEOUT: the whole request's limit, counted from its arrival
+    limits: RequestLimits | None = None  # None: unbounded (tests with fake predictors)
 
     def __post_init__(self) -> None:
         info = self.predictor.info
         self.space = LabelSpace(tuple(info.labels), info.multi_label, info.threshold)
         self.text_pair = info.text_pair
 
-    def classify(self, request: DecodedRequest) -> tuple[list[Result], int]:
-        """Answers in input order, and the largest batch any of the texts rode in."""
+    def classify(self, request: DecodedRequest, arrived: float | None = None) -> tuple[list[Result], int]:
+        """Answers in input order, and the largest batch any of the texts rode in. `arrived` (time.perf_counter()
+        when the request came in) starts the time limit's clock; by default it starts now."""
+        deadline = (time.perf_counter() if arrived is None else arrived) + self.timeout_s
         encoded: list = [None] * len(request.inputs)
         for truncation in (True, False):
             indices = [i for i, p in enumerate(request.parameters) if p.truncation is truncation]
@@ -37,8 +44,16 @@ class Inference:
             for i in indices:  # mixed settings (JSON Lines lines with their own parameters): one at a time
                 encoded[i] = self.predictor.encode([request.inputs[i]], truncation, offset=i)[0]
         lengths = [len(features["input_ids"]) for features in encoded]
-        logits, largest = self.runner.predict(encoded, lengths, self.timeout_s)
+        if self.limits is not None:
+            self.limits.check(lengths)
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            raise InferenceTimeout(f"Decoding and tokenising took the whole {self.timeout_s:g} s time limit.")
+        logits, largest = self.runner.predict(encoded, lengths, left)
         results = [
             format_result(row, self.space, params) for row, params in zip(logits, request.parameters, strict=True)
         ]
+        if self.limits is not None and sum(lengths) > self.limits.max_tokens // 4:
+            del encoded, logits
+            return_memory()
         return results, largest

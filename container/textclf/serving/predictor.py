@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 import torch
@@ -115,9 +116,10 @@ class Predictor:
         tensors = {key: value.to(self.device, non_blocking=True) for key, value in tensors.items()}
         return forward_logits(self.model, tensors).float().cpu().tolist()
 
-    def warm_up(self, max_batch_size: int, max_batch_tokens: int, run: Callable | None = None) -> None:
+    def warm_up(self, max_batch_size: int, max_batch_tokens: int, run: Callable | None = None) -> float:
         """One short text, then the largest batch the batcher may form, through `run` (the runner, so that its
-        thread pays its own first-call costs): all of it before /ping may say 200."""
+        thread pays its own first-call costs): all of it before /ping may say 200. Returns the tokens per second of
+        the large batch: a first call of long texts, so an estimate on the low side."""
         run = run or self.logits
         short = self.encode([TextInput("warm up")], truncation=True)
         run(short)
@@ -128,4 +130,6 @@ class Predictor:
         if "token_type_ids" in short[0]:
             features["token_type_ids"] = [0] * len(long_ids)
         count = max(1, min(max_batch_size, max_batch_tokens // len(long_ids)))
+        started = time.perf_counter()
         run([features] * count)
+        return count * len(long_ids) / max(time.perf_counter() - started, 1e-6)

@@ -45,6 +45,10 @@ class ServingSettings:
         "TEXTCLF_MAX_BATCH_DELAY_MS", 0.0, "longest a text waits for others to join its batch when the model is idle",
         decimal(0, 10_000), "0",
     )  # fmt: skip
+    max_request_tokens: int | None = variable(
+        "TEXTCLF_MAX_REQUEST_TOKENS", None, "most tokens of all texts of one request (413 above it)",
+        whole_number(auto="auto"), "auto: what the worker scores in half the time limit, measured at warm-up",
+    )  # fmt: skip
     torch_threads: int | None = variable(
         "TEXTCLF_TORCH_THREADS", None, "torch threads per worker", whole_number(auto="auto"),
         "auto: (CPU cores - 1) / workers, at least 1; on GPU cores / workers",
