@@ -10,12 +10,16 @@ import subprocess
 from .errors import ShipError
 
 
-def _docker(*args: str, stdin: str | None = None, timeout: float = 120) -> str:
+def _docker(*args: str, stdin: str | None = None, timeout: float = 120, show_output: bool = False) -> str:
+    """docker's stdout; with show_output, its stdout goes to the user's terminal instead (a push's progress)."""
     if shutil.which("docker") is None:
         raise ShipError("The docker command is not on PATH.", "Install Docker (docker.io or Docker Engine).")
-    result = subprocess.run(["docker", *args], input=stdin, capture_output=True, text=True, timeout=timeout)
+    stdout = None if show_output else subprocess.PIPE
+    result = subprocess.run(
+        ["docker", *args], input=stdin, stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=timeout
+    )
     if result.returncode != 0:
-        detail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-3:]
+        detail = (result.stderr.strip() or (result.stdout or "").strip()).splitlines()[-3:]
         raise ShipError(f"`docker {args[0]}` failed: {' '.join(detail)}", _REMEDIES.get(args[0], "See the message."))
     return result.stdout
 
@@ -44,7 +48,7 @@ def tag(image: str, target: str) -> None:
 
 def push(target: str) -> None:
     # Pushing a 6-8 GB image can take long on a slow uplink.
-    _docker("push", target, timeout=3 * 3600)
+    _docker("push", target, timeout=3 * 3600, show_output=True)
 
 
 def repo_digest(image: str, repository: str) -> str:

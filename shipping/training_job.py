@@ -4,6 +4,7 @@ S3 channels, checkpoints synced to S3, optional managed spot; then a progress di
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from .aws import CREATED_BY_TAG, Aws, aws_errors
 from .errors import JobFailed, ShipError
 from .waiting import say, wait_until_final
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
 CHANNELS = ("train", "validation", "test", "model")
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"  # where `train` writes and resumes checkpoints; SageMaker syncs it
 
@@ -51,9 +53,28 @@ def hyperparameter_strings(values: dict) -> dict[str, str]:
     return {str(key): value if isinstance(value, str) else json.dumps(value) for key, value in values.items()}
 
 
+def check_hyperparameters(values: dict[str, str]) -> None:
+    """Runs `train`'s own parser (stdlib only) on them, so that a misspelt name or a bad value fails here, with the
+    same message, instead of minutes into a paid job."""
+    if str(REPO / "container") not in sys.path:
+        sys.path.append(str(REPO / "container"))
+    from textclf import contract
+    from textclf.errors import UserError
+    from textclf.training import hyperparameters
+
+    ours = {
+        key: value for key, value in values.items() if not key.startswith(contract.RESERVED_HYPERPARAMETER_PREFIXES)
+    }
+    try:
+        hyperparameters.parse(ours)
+    except UserError as error:
+        raise ShipError(error.cause, error.remedy) from None
+
+
 def training_request(options: TrainingOptions) -> dict:
     if "train" not in options.channels:
         raise ShipError("No train channel given.", "Pass --train s3://bucket/prefix/ (the training data).")
+    check_hyperparameters(options.hyperparameters)
     stopping = {"MaxRuntimeInSeconds": options.max_runtime_seconds}
     if options.spot:
         max_wait = options.max_wait_seconds or 2 * options.max_runtime_seconds

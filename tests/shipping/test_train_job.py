@@ -116,6 +116,8 @@ def test_bad_settings_are_refused_before_any_job_starts(aws, tmp_path):
         ("--spot", "--max-runtime", "3600", "--max-wait", "60"): "--max-wait (60 s) is shorter than --max-runtime",
         ("--max-wait", "7200",): "--max-wait applies to managed spot training only",
         ("--hp", "epochs"): "--hp 'epochs' is not NAME=VALUE",
+        ("--hp", "epoch=3"): "Unknown hyperparameter 'epoch'. Did you mean 'epochs'?",  # train's own check
+        ("--hp", "lr_scheduler=cosine_annealing"): "'lr_scheduler' is 'cosine_annealing', which is not one of",
         ("--validation", "bucket/validation"): "--validation is not an S3 URI",
     }  # fmt: skip
     for extra, message in cases.items():
