@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -10,6 +9,7 @@ from pathlib import Path
 
 from . import cleanup, ecr, endpoint, training_job, transform
 from .aws import Aws, aws_errors, check_image_region, connect, role_arn, s3_uri
+from .cli_args import build_parser
 from .errors import JobFailed, ShipError
 from .state import State
 from .waiting import say
@@ -53,7 +53,13 @@ def model_data_for(args, aws: Aws, state: State) -> str:
 def hyperparameters(args) -> dict[str, str]:
     values: dict = {}
     if args.hyperparameters:
-        values.update(json.loads(Path(args.hyperparameters).read_text()))
+        try:
+            values.update(json.loads(Path(args.hyperparameters).read_text()))
+        except (OSError, json.JSONDecodeError, TypeError, ValueError) as error:
+            raise ShipError(
+                f"--hyperparameters {args.hyperparameters}: not a readable JSON object ({error}).",
+                'Give a file holding one JSON object, e.g. {"epochs": 3, "learning_rate": 2e-05}.',
+            ) from None
     for item in args.hp:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -71,7 +77,8 @@ def do_push(args, aws: Aws, state: State) -> None:
 
 def do_train(args, aws: Aws, state: State) -> None:
     given = {"train": args.train, "validation": args.validation, "test": args.test, "model": args.model_channel}
-    channels = {name: s3_uri(value, f"--{name}") for name, value in given.items() if value}
+    flags = {"model": "--model-channel"}
+    channels = {name: s3_uri(value, flags.get(name, f"--{name}")) for name, value in given.items() if value}
     options = training_job.TrainingOptions(
         job_name=args.job_name or unique_name("textclf-train"),
         image=image_for(args, aws, state),
@@ -140,14 +147,9 @@ def do_cleanup(args, aws: Aws, state: State) -> None:
     cleanup.cleanup(aws, state, args.name)
 
 
-def parser() -> argparse.ArgumentParser:
-    from .cli_args import build_parser
-
-    return build_parser(do_push, do_train, do_deploy, do_transform, do_cleanup, DEFAULT_IMAGE, DEFAULT_REPOSITORY)
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    parser = build_parser(do_push, do_train, do_deploy, do_transform, do_cleanup, DEFAULT_IMAGE, DEFAULT_REPOSITORY)
+    args = parser.parse_args(argv)
     try:
         state = State(args.state_file)
         aws = connect(args.region)

@@ -119,6 +119,8 @@ def test_bad_settings_are_refused_before_any_job_starts(aws, tmp_path):
         ("--hp", "epoch=3"): "Unknown hyperparameter 'epoch'. Did you mean 'epochs'?",  # train's own check
         ("--hp", "lr_scheduler=cosine_annealing"): "'lr_scheduler' is 'cosine_annealing', which is not one of",
         ("--validation", "bucket/validation"): "--validation is not an S3 URI",
+        ("--model-channel", "bucket/minilm"): "--model-channel is not an S3 URI",
+        ("--hyperparameters", "no-such-file.json"): "--hyperparameters no-such-file.json: not a readable JSON object",
     }  # fmt: skip
     for extra, message in cases.items():
         result = ship(env, *train_args(*extra))
