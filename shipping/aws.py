@@ -50,7 +50,13 @@ def connect(region: str | None = None) -> Aws:
         raise ShipError(f"AWS profile not found: {error}.", "Set AWS_PROFILE to a profile in ~/.aws/config.") from None
     if not session.region_name:
         raise ShipError("No AWS region is set.", "Pass --region, or set AWS_REGION (e.g. export AWS_REGION=us-east-1).")
-    if session.get_credentials() is None:
+    try:
+        credentials = session.get_credentials()
+    except botocore.exceptions.BotoCoreError as error:  # e.g. an expired SSO session
+        raise ShipError(
+            f"AWS credentials could not be loaded: {error}", "Renew them (aws sso login) and retry."
+        ) from None
+    if credentials is None:
         raise ShipError(
             "No AWS credentials found (environment, ~/.aws/credentials, SSO, instance role).",
             "Set AWS_PROFILE (after `aws sso login` or `aws configure`), or AWS_ACCESS_KEY_ID and "
@@ -124,3 +130,5 @@ def aws_errors() -> Iterator[None]:
         else:
             remedy = "Fix the value the message names and run the command again."
         raise ShipError(f"AWS {operation} failed: {code}: {message}", remedy) from None
+    except botocore.exceptions.BotoCoreError as error:  # credentials that expired mid-way, SSL, timeouts
+        raise ShipError(f"AWS call failed: {error}", "Check the credentials (aws sso login) and the network.") from None

@@ -76,6 +76,21 @@ def test_failed_endpoint_prints_the_reason_and_cleanup_removes_what_deploy_made(
     assert sagemaker.list_models()["Models"] == []
 
 
+def test_aws_refusal_is_reported_and_what_was_made_is_still_cleaned_up(aws, tmp_path):
+    env = aws.env(tmp_path)
+    result = ship(env, *deploy_args("--instance-type", "ml.nope.xlarge"))
+    assert result.returncode == 2
+    first, second = result.stderr.strip().splitlines()[:2]
+    assert (
+        first.startswith("error: AWS CreateEndpointConfig failed: ValidationException:") and "ml.nope.xlarge" in first
+    )
+    assert "Fix the value the message names" in second
+    assert [m["ModelName"] for m in aws.client("sagemaker").list_models()["Models"]] == ["textclf-test"]
+    cleaned = ship(env, "cleanup")
+    assert cleaned.returncode == 0 and cleaned.stdout.strip() == "deleted model textclf-test", cleaned.stdout
+    assert aws.client("sagemaker").list_models()["Models"] == []
+
+
 def test_wrong_answer_to_the_smoke_request_fails_the_deploy(aws, tmp_path):
     aws.endpoint_answers('{"error": "model not loaded", "code": 503}')
     result = ship(aws.env(tmp_path), *deploy_args("--instance-type", "ml.g4dn.xlarge"))
