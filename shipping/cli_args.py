@@ -13,11 +13,12 @@ def _common(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--state-file", help=f"what this tool created (default: ${STATE_ENV} or .shipping/state.json)")
 
 
-def _sagemaker(sub: argparse.ArgumentParser, instance_type: str) -> None:
+def _sagemaker(sub: argparse.ArgumentParser, instance_type: str, *, count: bool = True) -> None:
     sub.add_argument("--image", help="ECR image URI (default: the last one `push` printed for this region)")
     sub.add_argument("--role", help=f"execution role ARN for SageMaker (default: ${ROLE_ENV})")
     sub.add_argument("--instance-type", default=instance_type, help=f"(default {instance_type})")
-    sub.add_argument("--instance-count", type=int, default=1, help="(default 1)")
+    if count:
+        sub.add_argument("--instance-count", type=int, default=1, help="(default 1)")
     sub.add_argument("--poll-seconds", type=float, default=20, help="seconds between status checks (default 20)")
 
 
@@ -59,7 +60,7 @@ def build_parser(push, train, deploy, transform, cleanup, default_image: str, de
     sub.add_argument("--spot", action="store_true", help="managed spot training (checkpoints make it resumable)")
     sub.add_argument("--max-wait", type=int, help="spot: seconds to wait for capacity plus run (default 2 x runtime)")
     sub.add_argument("--checkpoint-s3", help="s3:// prefix for checkpoints (default <output>/<job>/checkpoints/)")
-    _sagemaker(sub, "ml.g5.xlarge")
+    _sagemaker(sub, "ml.g5.xlarge", count=False)  # `train` runs on one instance and refuses more
     _common(sub)
     sub.set_defaults(run=train)
 
