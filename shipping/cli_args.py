@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from .aws import ROLE_ENV
 from .state import STATE_ENV
+
+REPOSITORY_ENV = "TEXTCLF_ECR_REPOSITORY"
+ENDPOINT_ENV = "TEXTCLF_ENDPOINT_NAME"
 
 
 def _common(sub: argparse.ArgumentParser) -> None:
@@ -37,7 +41,9 @@ def build_parser(push, train, deploy, transform, cleanup, default_image: str, de
 
     sub = subs.add_parser("push", help="push the local image to ECR and print its URI pinned by digest")
     sub.add_argument("image", nargs="?", default=default_image, help=f"local image (default {default_image})")
-    sub.add_argument("--repository", default=default_repository, help=f"ECR repository (default {default_repository})")
+    repository = os.environ.get(REPOSITORY_ENV) or default_repository
+    sub.add_argument("--repository", default=repository, help=f"ECR repository (default ${REPOSITORY_ENV}, else "
+                     f"{default_repository})")  # fmt: skip
     sub.add_argument("--immutable-tags", action="store_true", help="create the repository with immutable tags")
     sub.add_argument("--registry-host", help="log in and push to this host instead of the one ECR names (a VPC "
                      "endpoint or private DNS name for the same registry)")  # fmt: skip
@@ -66,7 +72,8 @@ def build_parser(push, train, deploy, transform, cleanup, default_image: str, de
 
     sub = subs.add_parser("deploy", help="create a model, endpoint config and endpoint; wait; invoke it once")
     _model_source(sub)
-    sub.add_argument("--name", help="name of the model, endpoint config and endpoint (default textclf-<time>)")
+    sub.add_argument("--name", default=os.environ.get(ENDPOINT_ENV), help="name of the model, endpoint config and "
+                     f"endpoint (default ${ENDPOINT_ENV}, else textclf-<time>)")  # fmt: skip
     sub.add_argument("--serverless", action="store_true", help="a serverless endpoint instead of instances")
     sub.add_argument("--memory-mb", type=int, default=6144, help="serverless memory: 1024..6144 (default 6144)")
     sub.add_argument("--max-concurrency", type=int, default=5, help="serverless concurrent requests (default 5)")

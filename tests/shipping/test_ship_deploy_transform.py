@@ -38,16 +38,18 @@ def test_real_time_endpoint_is_created_and_invoked(aws, tmp_path):
     assert f"smoke invocation answered: {json.dumps(ANSWER)}" in result.stdout
 
 
-def test_serverless_endpoint_config(aws, tmp_path):
+def test_serverless_endpoint_config_named_from_the_environment(aws, tmp_path):
     aws.endpoint_answers(json.dumps(ANSWER[:1]))
-    result = ship(aws.env(tmp_path), *deploy_args("--serverless", "--memory-mb", "4096", "--max-concurrency", "3",
-                                                  "--smoke-text", "Rain and wind tomorrow."))  # fmt: skip
+    env = aws.env(tmp_path, TEXTCLF_ENDPOINT_NAME="textclf-serverless")
+    serverless = ["--serverless", "--memory-mb", "4096", "--max-concurrency", "3"]
+    result = ship(env, "deploy", "--image", IMAGE, "--model-data", MODEL_DATA, *serverless, "--smoke-text",
+                  "Rain and wind tomorrow.", "--poll-seconds", "0.05")  # fmt: skip
     assert result.returncode == 0, result.stderr
-    [variant] = aws.client("sagemaker").describe_endpoint_config(EndpointConfigName="textclf-test")[
-        "ProductionVariants"
-    ]
+    sagemaker = aws.client("sagemaker")
+    [variant] = sagemaker.describe_endpoint_config(EndpointConfigName="textclf-serverless")["ProductionVariants"]
     assert variant["ServerlessConfig"] == {"MemorySizeInMB": 4096, "MaxConcurrency": 3}
     assert "InstanceType" not in variant and "InitialInstanceCount" not in variant
+    assert sagemaker.describe_endpoint(EndpointName="textclf-serverless")["EndpointStatus"] == "InService"
 
 
 def test_serverless_memory_must_be_a_size_sagemaker_offers(aws, tmp_path):

@@ -97,7 +97,8 @@ def test_push_logs_in_with_the_ecr_token_and_prints_the_uri_by_digest(aws, regis
 def test_push_again_finds_the_repository_and_gives_the_same_digest(aws, registry, images, tmp_path):
     image, _ = images(tmp_path, "again", labels(PUBLIC_BASE))
     env, _ = push_env(aws, tmp_path)
-    args = ["push", image, "--repository", REPOSITORY, "--registry-host", registry.host]
+    env["TEXTCLF_ECR_REPOSITORY"] = REPOSITORY  # the repository's name from the environment
+    args = ["push", image, "--registry-host", registry.host]
     first, second = ship(env, *args), ship(env, *args)
     assert first.returncode == 0 and second.returncode == 0, second.stderr
     assert f"created ECR repository {REPOSITORY}" in first.stdout
