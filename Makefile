@@ -19,7 +19,8 @@ BENCH_ARGS  ?=
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv test test-fast lint demo base-image image local-train local-serve predict push bench lock clean
+.PHONY: venv test test-fast lint demo base-image image local-train local-serve predict bench lock clean \
+        push sagemaker-train deploy transform cleanup
 
 venv: $(VENV)/.installed
 
@@ -61,8 +62,23 @@ local-serve:
 predict:
 	PORT=$(PORT) local_test/predict.sh
 
-push:
-	@echo "push: not built yet (shipping to ECR is a later issue)"; exit 2
+# Shipping with boto3 (README "Ship it"): flags go in SHIP_ARGS, e.g. SHIP_ARGS="--train s3://bucket/train/ ...".
+SHIP_ARGS   ?=
+
+push: venv
+	$(PY) -m shipping push $(IMAGE):$(TAG) $(SHIP_ARGS)
+
+sagemaker-train: venv
+	$(PY) -m shipping train $(SHIP_ARGS)
+
+deploy: venv
+	$(PY) -m shipping deploy $(SHIP_ARGS)
+
+transform: venv
+	$(PY) -m shipping transform $(SHIP_ARGS)
+
+cleanup: venv
+	$(PY) -m shipping cleanup $(SHIP_ARGS)
 
 # Serving: requests/s and p50/p99 of the real `serve` under wrk, concurrency 1 and 16, batching on and off.
 # Speed targets live here, not in tests: seconds per training step, then serving req/s and latency.
