@@ -28,7 +28,8 @@ COPY --from=deps /opt/venv /opt/venv
 
 # train and serve first on PATH; the venv's python3 before the base's. Hugging Face stays offline: the image
 # holds no weights and a training job gets its base model through the `model` channel. Caches and config
-# directories go to /tmp, so any uid can run the image (docker run --user 12345:12345).
+# directories go to /tmp, so any uid can run the image (docker run --user 12345:12345), and so can a read-only
+# root filesystem.
 ENV PATH=/opt/program:/opt/venv/bin:$PATH \
     VIRTUAL_ENV=/opt/venv \
     PYTHONUNBUFFERED=1 \
@@ -43,9 +44,12 @@ ENV PATH=/opt/program:/opt/venv/bin:$PATH \
 WORKDIR /opt/program
 ENTRYPOINT ["/opt/program/entrypoint"]
 
-# The source last: a code change rebuilds only these two layers and the labels below.
+# The source last: a code change rebuilds only these three layers and the labels below. Compiled here, so that no
+# run writes __pycache__ beside it: everything a job writes goes to /opt/ml or /tmp, and the root filesystem may
+# be read-only (docker run --read-only --tmpfs /tmp).
 COPY docker/entrypoint train serve /opt/program/
 COPY container/ /opt/program/container/
+RUN python3 -m compileall -q /opt/program/container
 
 # Labels last: the revision changes with every commit, and metadata-only layers cost nothing to rebuild.
 ARG BASE_IMAGE VERSION=dev REVISION=unknown

@@ -19,7 +19,7 @@ BENCH_ARGS  ?=
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv test test-fast lint demo base-image image local-train local-serve predict bench lock clean \
+.PHONY: venv test test-fast lint demo base-image image local-train local-serve predict bench lock audit clean \
         push sagemaker-train deploy transform cleanup
 
 venv: $(VENV)/.installed
@@ -81,10 +81,29 @@ cleanup: venv
 	$(PY) -m shipping cleanup $(SHIP_ARGS)
 
 # Serving: requests/s and p50/p99 of the real `serve` under wrk, concurrency 1 and 16, batching on and off.
-# Speed targets live here, not in tests: seconds per training step, then serving req/s and latency.
+# Speed targets live here, not in tests: seconds per training step, peak memory of train with a 50 MB text,
+# then serving req/s and latency.
 bench: venv
 	$(PY) bench/train_speed.py
+	$(PY) bench/long_text_memory.py --mb 50
 	$(PY) bench/serve_bench.py $(BENCH_ARGS)
+
+# Known vulnerabilities in the pinned packages (dev.txt includes image.txt), from PyPI's advisory data (the
+# JSON API; AUDIT_SERVICE=osv asks api.osv.dev). Needs that service, so it is not part of `make test`. --strict
+# fails when a package could not be checked, rather than reporting "no known vulnerabilities" for it.
+AUDIT_VENV         ?= $(HOME)/.cache/sm-textclf/audit-$(shell sha256sum requirements/audit.txt | cut -c1-12)
+AUDIT_SERVICE      ?= pypi
+AUDIT_REQUIREMENTS ?= requirements/dev.txt
+AUDIT_ARGS         ?=
+
+$(AUDIT_VENV)/.installed: requirements/audit.txt
+	$(PYTHON) -m venv $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/pip install --quiet --no-deps -r requirements/audit.txt
+	touch $@
+
+audit: $(AUDIT_VENV)/.installed
+	$(AUDIT_VENV)/bin/pip-audit --strict --no-deps --disable-pip --progress-spinner off \
+		--vulnerability-service $(AUDIT_SERVICE) $(addprefix -r ,$(AUDIT_REQUIREMENTS)) $(AUDIT_ARGS)
 
 # Regenerate requirements/image.txt from the top-level pins in a scratch environment.
 lock:

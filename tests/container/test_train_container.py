@@ -42,6 +42,27 @@ def test_train_runs_under_an_arbitrary_uid(image, containers, tmp_path, tiny_ber
     assert written.stat().st_uid == int(ARBITRARY_USER.split(":")[0])
 
 
+def test_train_writes_nothing_outside_opt_ml_and_tmp(image, containers, tmp_path, tiny_bert_base):
+    name = containers.name("train-diff")
+    result = train(image, name, ml_tree(tmp_path, tiny_bert_base, max_steps="3"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    changed = docker("diff", name).stdout.split("\n")  # lines like "A /tmp/matplotlib", "C /opt"
+    paths = [line.split(" ", 1)[1] for line in changed if line.strip()]
+    allowed = ("/tmp", "/opt/ml")
+    outside = [p for p in paths if not p.startswith(allowed) and not any(a.startswith(p + "/") for a in allowed)]
+    assert not outside, f"train wrote outside /opt/ml and /tmp: {outside}"
+
+
+def test_train_completes_on_a_read_only_root_filesystem(image, containers, tmp_path, tiny_bert_base):
+    tree = ml_tree(tmp_path, tiny_bert_base, max_steps="3")
+    result = train(image, containers.name("train-read-only"), tree, "--read-only", "--tmpfs", "/tmp")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert (tree / "model" / "model.safetensors").is_file()
+    assert (tree / "output" / "data" / "learning_curves.png").is_file()  # matplotlib found a writable cache
+    assert "Read-only file system" not in output, output[-3000:]
+
+
 def test_a_broken_hyperparameter_leaves_a_failure_and_a_non_zero_exit(image, containers, tmp_path, tiny_bert_base):
     tree = ml_tree(tmp_path, tiny_bert_base, epochs="three")
     result = train(image, containers.name("train-broken"), tree)

@@ -12,6 +12,7 @@ import pytest
 from harness import REPO
 from textclf.contract import ServingEnvironment
 from textclf.serving.app import build_runner, create_app
+from textclf.serving.inference import Inference
 from textclf.serving.modelinfo import ModelInfo
 from textclf.serving.settings import ServingSettings
 
@@ -47,9 +48,10 @@ def make_app(gate: threading.Event | None = None, fail: bool = False, **env):
             gate.wait(10)
         if fail:
             raise OSError("weights are corrupt")
-        return predictor, build_runner(predictor.logits, settings)
+        return Inference(predictor, build_runner(predictor.logits, settings), environment.timeout_seconds)
 
-    app = create_app(ServingEnvironment(**env), settings, load=load)
+    environment = ServingEnvironment(**env)
+    app = create_app(environment, settings, load=load)
     return app, app.extensions["textclf"].loader
 
 

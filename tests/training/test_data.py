@@ -10,7 +10,13 @@ from textclf.training.data import learn_labels, read_channel, split_validation
 
 
 def _read(directory, **columns):
-    return read_channel(directory, columns.get("text", "text"), columns.get("label", "label"), columns.get("pair"))
+    return read_channel(
+        directory,
+        columns.get("text", "text"),
+        columns.get("label", "label"),
+        columns.get("pair"),
+        columns.get("max_length", 64),
+    )
 
 
 def test_every_format_gzipped_or_nested_is_read_and_other_files_ignored(tmp_path):
@@ -28,7 +34,6 @@ def test_every_format_gzipped_or_nested_is_read_and_other_files_ignored(tmp_path
     assert sorted(e.text for e in data.examples) == sorted(
         ["csv row, with comma", "tsv row", "jsonl row", "gzipped row", "array row"]
     )
-    assert len(data.files) == 5
 
 
 def test_bad_rows_are_counted_not_fatal(tmp_path, caplog):
@@ -96,3 +101,45 @@ def test_validation_split_is_seeded_and_disjoint(tmp_path):
     assert len(held) == 10 and len(train) == 40
     assert [e.text for e in held] == [e.text for e in again_held]
     assert not {e.text for e in held} & {e.text for e in train}
+
+
+def _jsonl(directory, rows):
+    (directory / "d.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_numbers_and_their_spellings_merge_and_the_log_says_so(tmp_path, caplog):
+    _jsonl(tmp_path, [{"text": "a", "label": 1}, {"text": "b", "label": 2}, {"text": "c", "label": "1"}])
+    labels = learn_labels(_read(tmp_path).examples, None)
+    assert labels.names == ["1", "2"]
+    assert (
+        "the labels 1 appear both as JSON numbers (first at d.jsonl line 1) and as strings (first at d.jsonl line 3)"
+        in caplog.text
+    )
+
+
+def test_numbers_alone_merge_nothing_and_log_nothing(tmp_path, caplog):
+    _jsonl(tmp_path, [{"text": "a", "label": 1}, {"text": "b", "label": 2.0}])
+    assert learn_labels(_read(tmp_path).examples, None).names == ["1", "2"]
+    assert "appear both" not in caplog.text
+
+
+def test_booleans_alone_name_the_labels_true_and_false(tmp_path, caplog):
+    caplog.set_level("INFO")
+    _jsonl(tmp_path, [{"text": "a", "label": True}, {"text": "b", "label": False}])
+    assert learn_labels(_read(tmp_path).examples, None).names == ["false", "true"]
+    assert "the labels are true/false" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [
+        (1.5, "d.jsonl line 2 has the label 1.5, a number with a fraction"),
+        ({"name": "x"}, "d.jsonl line 2 has a label that is a JSON dict"),
+        (True, "mixes true/false labels (d.jsonl line 2) with string labels (d.jsonl line 1)"),
+    ],
+)
+def test_labels_that_name_no_class_are_refused(tmp_path, label, message):
+    _jsonl(tmp_path, [{"text": "a", "label": "x"}, {"text": "b", "label": label}])
+    with pytest.raises(UserError) as error:
+        _read(tmp_path)
+    assert message in error.value.cause

@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_model, save_model
 
+from . import faults
+
 log = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "model.safetensors"
@@ -48,6 +50,20 @@ class CheckpointStore:
             return final
         temp = self.root / f"{TEMP_PREFIX}{final.name}-{os.getpid()}"
         shutil.rmtree(temp, ignore_errors=True)
+        try:
+            with faults.writing(f"a checkpoint (step {step})", self.root):
+                self._write_files(temp, step, model, state, info)
+        except BaseException:
+            shutil.rmtree(temp, ignore_errors=True)  # a full volume gets its room back for the model and the logs
+            raise
+        shutil.rmtree(final, ignore_errors=True)  # an incomplete leftover of the same step
+        os.rename(temp, final)
+        _fsync_dir(self.root)
+        self._prune(kind)
+        return final
+
+    @staticmethod
+    def _write_files(temp: Path, step: int, model: torch.nn.Module, state: dict | None, info: dict) -> None:
         temp.mkdir()
         save_model(model, str(temp / WEIGHTS_FILE))
         if state is not None:
@@ -57,11 +73,6 @@ class CheckpointStore:
         for path in temp.iterdir():
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
-        shutil.rmtree(final, ignore_errors=True)  # an incomplete leftover of the same step
-        os.rename(temp, final)
-        _fsync_dir(self.root)
-        self._prune(kind)
-        return final
 
     def save(self, step: int, model: torch.nn.Module, state: dict) -> Path:
         path = self._write("step", step, model, state, {})

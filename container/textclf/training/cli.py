@@ -15,7 +15,7 @@ import traceback
 
 from ..contract import MLPaths, log_level, ml_paths, read_channels, read_hyperparameters, read_resource_config
 from ..errors import UserError
-from . import hyperparameters
+from . import faults, hyperparameters
 
 log = logging.getLogger("textclf.train")
 
@@ -46,6 +46,10 @@ def _report_stop(paths: MLPaths, message: str) -> int:
 
 def _describe_unexpected(exc: BaseException) -> str:
     import torch
+
+    if faults.is_disk_full(exc):  # a write that no caller named (logs, reports); those that matter say where
+        where = f" writing {exc.filename}" if getattr(exc, "filename", None) else ""
+        return f"The volume is full{where} ({type(exc).__name__}: {str(exc)[:200]}). {faults.VOLUME_REMEDY}"
 
     if isinstance(exc, torch.OutOfMemoryError):
         return (

@@ -1,28 +1,36 @@
-"""Reading a channel's files into labelled examples, and learning the label set.
+"""A channel's files as labelled examples, and the label set learnt from them.
 
 A channel holds any number of `.csv`, `.tsv`, `.jsonl` or `.json` (JSON Lines, or one JSON array) files, each
-optionally gzipped, possibly nested. Rows with an empty text or no label are skipped and counted, never fatal.
+optionally gzipped, possibly nested (readers.py reads them). Rows with an empty text or no label are skipped and
+counted, never fatal; texts longer than the model can use are cut, and counted.
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import json
 import logging
 import random
+import re
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from .readers import data_files, iter_records
 
 log = logging.getLogger(__name__)
 
-READERS_BY_SUFFIX = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
 Label = str | list[str]
+_WHOLE_NUMBER = re.compile(r"-?[0-9]+")
+
+# Characters kept of a text (and of its pair) per token of max_length. Tokens rarely span more than 20 characters,
+# and BERT's WordPiece makes any word over 100 characters one unknown token, so a cut text still tokenises to the
+# same first max_length tokens. The one rule that bounds what is kept: reading whole documents raises it here.
+CHARS_PER_TOKEN_BOUND = 100
+
+
+def text_char_limit(max_length: int) -> int:
+    return max_length * CHARS_PER_TOKEN_BOUND
 
 
 @dataclass
@@ -34,85 +42,51 @@ class Example:
 
 @dataclass
 class ChannelData:
-    examples: list[Example]
-    files: list[Path]
+    examples: list[Example] = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)
+    cut: int = 0  # texts (or text pairs) longer than the character limit, kept only up to it
 
 
-def data_files(directory: Path) -> list[Path]:
-    """Readable data files under `directory`, in a stable order; hidden files (e.g. S3 markers) are ignored."""
-    found = []
-    for path in sorted(directory.rglob("*")):
-        if not path.is_file() or any(part.startswith(".") for part in path.relative_to(directory).parts):
-            continue
-        if _reader_kind(path) is not None:
-            found.append(path)
-    return found
+class LabelKinds:
+    """The JSON kinds a channel's labels came as (number, string, boolean), with where each was first seen.
+
+    CSV labels are always strings and JSON labels may be numbers, so 1 and "1" name the same label; mixing them
+    is allowed and logged. Booleans name labels "true" and "false", but only when every label is one.
+    """
+
+    def __init__(self) -> None:
+        self.first_seen: dict[str, str] = {}
+        self.names: dict[str, set[str]] = {}
+
+    def note(self, kind: str, name: str, where: str) -> None:
+        self.first_seen.setdefault(kind, where)
+        self.names.setdefault(kind, set()).add(name)
+
+    def check(self, channel: str) -> None:
+        if "boolean" in self.first_seen and len(self.first_seen) > 1:
+            other = next(kind for kind in self.first_seen if kind != "boolean")
+            raise UserError(
+                f"Channel '{channel}' mixes true/false labels ({self.first_seen['boolean']}) with {other} labels "
+                f"({self.first_seen[other]}).",
+                "Write every label the same way: all true/false, or all class names (strings or whole numbers).",
+            )
+        if "boolean" in self.first_seen:
+            log.info("Channel '%s': the labels are true/false; they are named 'true' and 'false'.", channel)
+        merged = sorted(self.names.get("number", set()) & self.names.get("string", set()), key=_label_order)
+        if merged:
+            log.warning(
+                "Channel '%s': the labels %s appear both as JSON numbers (first at %s) and as strings (first at %s); "
+                "a number and its spelling are one label.",
+                channel,
+                ", ".join(merged[:10]) + (", ..." if len(merged) > 10 else ""),
+                self.first_seen["number"],
+                self.first_seen["string"],
+            )
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix.lower() == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
-
-
-def _reader_kind(path: Path) -> str | None:
-    """csv, tsv or jsonl from the name (a trailing .gz aside); None for a file this image does not read."""
-    name = path.name.lower().removesuffix(".gz")
-    return READERS_BY_SUFFIX.get(Path(name).suffix)
-
-
-def iter_records(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, record) pairs from one file."""
-    kind = _reader_kind(path)
-    with _open_text(path) as handle:
-        if kind in ("csv", "tsv"):
-            reader = csv.DictReader(handle, delimiter="\t" if kind == "tsv" else ",")
-            for row in reader:
-                yield reader.line_num, row
-            return
-        first = handle.read(1)
-        while first and first.isspace():
-            first = handle.read(1)
-        rest = handle.read()
-        if first == "[":  # a whole-file JSON array
-            for number, record in enumerate(_loads(path, first + rest, 1), start=1):
-                yield number, record
-            return
-        for number, line in enumerate((first + rest).splitlines(), start=1):
-            if line.strip():
-                yield number, _loads(path, line, number)
-
-
-def _loads(path: Path, text: str, line: int):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(
-            f"{path.name} line {line} is not valid JSON ({exc.msg}).",
-            "Write one JSON object per line (JSON Lines), or use a .csv file.",
-        ) from None
-
-
-def _coerce_label(value: object) -> Label | None:
-    if value is None:
-        return None
-    if isinstance(value, list):
-        labels = [str(v).strip() for v in value if v is not None and str(v).strip()]
-        return labels
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    text = str(value).strip()
-    if text.startswith("[") and text.endswith("]"):  # a list written into a CSV cell
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError:
-            return text
-        return _coerce_label(parsed) if isinstance(parsed, list) else text
-    return text or None
-
-
-def read_channel(directory: Path, text_column: str, label_column: str, text_pair_column: str | None) -> ChannelData:
+def read_channel(
+    directory: Path, text_column: str, label_column: str, text_pair_column: str | None, max_length: int
+) -> ChannelData:
     files = data_files(directory)
     if not files:
         present = sorted(p.name for p in directory.rglob("*") if p.is_file())[:10]
@@ -121,7 +95,7 @@ def read_channel(directory: Path, text_column: str, label_column: str, text_pair
             + (f" (found: {', '.join(present)})." if present else " (the directory is empty)."),
             "Add .csv, .tsv, .jsonl or .json files (optionally .gz) to the channel's S3 prefix.",
         )
-    data = ChannelData([], files)
+    data, kinds, limit = ChannelData(), LabelKinds(), text_char_limit(max_length)
     for path in files:
         for index, (line, record) in enumerate(iter_records(path)):
             if not isinstance(record, dict):
@@ -131,12 +105,23 @@ def read_channel(directory: Path, text_column: str, label_column: str, text_pair
                 )
             if index == 0:  # columns are checked on each file's first row; later gaps count as bad rows
                 _check_columns(path, record, text_column, label_column, text_pair_column)
-            example = _example(record, text_column, label_column, text_pair_column, data.skipped)
+            label = _coerce_label(record.get(label_column), f"{path.name} line {line}", kinds)
+            example = _example(record, text_column, text_pair_column, label, limit, data)
             if example is not None:
                 data.examples.append(example)
+    kinds.check(directory.name)
     if data.skipped:
         details = ", ".join(f"{count} with {reason}" for reason, count in sorted(data.skipped.items()))
         log.warning("Channel '%s': skipped %d rows (%s).", directory.name, sum(data.skipped.values()), details)
+    if data.cut:
+        log.warning(
+            "Channel '%s': cut %d text(s) longer than %d characters to that length (max_length %d tokens never "
+            "needs more).",
+            directory.name,
+            data.cut,
+            limit,
+            max_length,
+        )
     if not data.examples:
         raise UserError(
             f"Channel '{directory.name}' has no usable rows in {len(files)} file(s)"
@@ -159,24 +144,74 @@ def _check_columns(path: Path, record: dict, text_column: str, label_column: str
             )
 
 
-def _example(record: dict, text_column: str, label_column: str, pair_column: str | None, skipped: Counter):
-    text = record.get(text_column)
-    text = "" if text is None else str(text).strip()
+def _kept_text(value: object, limit: int, data: ChannelData) -> str:
+    text = "" if value is None else str(value).strip()
+    if len(text) > limit:
+        data.cut += 1
+        return text[:limit]
+    return text
+
+
+def _example(
+    record: dict, text_column: str, pair_column: str | None, label: Label | None, limit: int, data: ChannelData
+) -> Example | None:
+    text = _kept_text(record.get(text_column), limit, data)
     if not text:
-        skipped["empty text"] += 1
+        data.skipped["empty text"] += 1
         return None
     pair = None
     if pair_column:
-        pair = record.get(pair_column)
-        pair = "" if pair is None else str(pair).strip()
+        pair = _kept_text(record.get(pair_column), limit, data)
         if not pair:
-            skipped["empty text pair"] += 1
+            data.skipped["empty text pair"] += 1
             return None
-    label = _coerce_label(record.get(label_column))
     if label is None or label == []:
-        skipped["missing label"] += 1
+        data.skipped["missing label"] += 1
         return None
     return Example(text, label, pair)
+
+
+def _coerce_label(value: object, where: str, kinds: LabelKinds) -> Label | None:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("[") and text.endswith("]"):  # a list written into a CSV cell
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                pass
+    if isinstance(value, list):
+        return [name for name in (_label_name(v, where, kinds) for v in value if v is not None) if name]
+    return None if value is None else _label_name(value, where, kinds)
+
+
+def _label_name(value: object, where: str, kinds: LabelKinds) -> str | None:
+    """A label's name: a string as written, a whole number in decimal, a boolean as true/false."""
+    if isinstance(value, bool):
+        kind, name = "boolean", "true" if value else "false"
+    elif isinstance(value, int) or isinstance(value, float) and value.is_integer():
+        kind, name = "number", str(int(value))
+    elif isinstance(value, str):
+        kind, name = "string", value.strip()
+    elif isinstance(value, float):
+        raise UserError(
+            f"{where} has the label {value!r}, a number with a fraction; labels name classes.",
+            'Write class names or whole numbers (a class named 1.5 as the string "1.5"), and check that '
+            "label_column is the column of classes, not of scores.",
+        )
+    else:
+        raise UserError(
+            f"{where} has a label that is a JSON {type(value).__name__}; a label is a string, a whole number, "
+            "or a list of those (multi-label).",
+            "Write each label as a class name, or check label_column.",
+        )
+    if name:
+        kinds.note(kind, name, where)
+    return name or None
+
+
+def _label_order(name: str) -> tuple:
+    """Whole numbers as numbers ("2" before "10"), then names alphabetically."""
+    return (0, int(name), "") if _WHOLE_NUMBER.fullmatch(name) else (1, 0, name)
 
 
 @dataclass(frozen=True)
@@ -213,8 +248,7 @@ def learn_labels(examples: list[Example], multi_label: bool | None) -> LabelSet:
     names: set[str] = set()
     for example in examples:
         names.update(example.label if isinstance(example.label, list) else [example.label])
-    # Integers sort as numbers ("2" before "10"); names alphabetically.
-    ordered = sorted(names, key=lambda n: (0, int(n), "") if n.lstrip("-").isdigit() else (1, 0, n))
+    ordered = sorted(names, key=_label_order)
     if len(ordered) < 2:
         raise UserError(
             f"The training data has only one label ({ordered[0]!r}); a classifier needs at least two.",

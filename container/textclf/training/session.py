@@ -17,6 +17,7 @@ import torch
 from ..artifact import ModelMetadata
 from ..contract import Channel, MLPaths
 from ..modeling import pick_device
+from . import faults
 from .base_model import load_base, resolve_source
 from .batching import EncodedSet, encode
 from .checkpoints import CheckpointStore
@@ -66,7 +67,7 @@ class TrainingSession:
 
     def _read(self, channel: Channel) -> ChannelData:
         p = self.params
-        return read_channel(channel.path, p.text_column, p.label_column, p.text_pair_column)
+        return read_channel(channel.path, p.text_column, p.label_column, p.text_pair_column, p.max_length)
 
     def _validation_set(self, examples: list[Example], channel: Channel | None) -> tuple[list[Example], list[Example]]:
         if channel is not None:
@@ -101,6 +102,10 @@ class TrainingSession:
     def write_model(self, result: TrainingResult, summary: dict) -> None:
         """The deployable model: weights (safetensors), tokenizer, id2label, and textclf.json. No checkpoints."""
         model_dir = self.paths.model_dir
+        with faults.writing("the model", model_dir):
+            self._save(model_dir, summary)
+
+    def _save(self, model_dir: Path, summary: dict) -> None:
         clear_directory(model_dir)
         self.model.to(torch.float32).save_pretrained(model_dir)
         self.tokenizer.save_pretrained(model_dir)
