@@ -26,7 +26,13 @@ from .errors import NotReady, PayloadTooLarge
 from .health import RUN_DIR_ENV, ModelLoader, WorkerGroup
 from .http_errors import STATUS, json_error, register_error_handlers
 from .inference import Inference
-from .limits import TRANSFORMS_PER_WORKER, advertised_payload_mb, request_limits
+from .limits import (
+    LARGE_REQUEST_TEXTS,
+    TRANSFORMS_PER_WORKER,
+    advertised_payload_mb,
+    request_limits,
+    return_memory,
+)
 from .settings import ServingSettings, load_settings
 
 log = logging.getLogger("textclf.serving")
@@ -204,6 +210,8 @@ def _register_routes(app: Flask, state: ServerState) -> None:
         g.texts = len(decoded.inputs)
         response = Response(codecs.encode(results, accept, decoded.single), mimetype=accept)
         response.headers["X-Textclf-Batch-Size"] = str(largest)
+        if len(decoded.inputs) >= LARGE_REQUEST_TEXTS:  # once the answer is sent and the request's objects freed
+            response.call_on_close(return_memory)
         return response
 
     @app.get("/execution-parameters")

@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import InferenceTimeout
 from .inputs import DecodedRequest, Result
-from .limits import RequestLimits, return_memory
+from .limits import RequestLimits
 from .outputs import LabelSpace, format_result
 
 
@@ -53,7 +53,4 @@ class Inference:
         results = [
             format_result(row, self.space, params) for row, params in zip(logits, request.parameters, strict=True)
         ]
-        if self.limits is not None and sum(lengths) > self.limits.max_tokens // 4:
-            del encoded, logits
-            return_memory()
         return results, largest
