@@ -44,7 +44,7 @@ WORKDIR /opt/program
 ENTRYPOINT ["/opt/program/entrypoint"]
 
 # The source last: a code change rebuilds only these two layers and the labels below.
-COPY docker/entrypoint train serve /opt/program/
+COPY docker/entrypoint train serve prepare /opt/program/
 COPY container/ /opt/program/container/
 
 # Labels last: the revision changes with every commit, and metadata-only layers cost nothing to rebuild.
