@@ -195,6 +195,7 @@ def make_processing_tree(base: Path, inputs: dict[str, dict[str, list[dict] | by
             continue
         for file_name, data in content.items():
             path = target / file_name
+            path.parent.mkdir(parents=True, exist_ok=True)
             if isinstance(data, bytes):
                 path.write_bytes(data)
             elif isinstance(data, str):

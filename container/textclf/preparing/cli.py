@@ -2,7 +2,8 @@
 
 Reads every input under /opt/ml/processing/input (the `model` input apart: its tokenizer measures text lengths),
 writes train/, validation/ and test/ (JSON Lines that `train` reads as they are) and report/ under
-/opt/ml/processing/output. Exit codes: 0 done; 1 failed, with the reason in /opt/ml/output/message.
+/opt/ml/processing/output. `prepare score` scores files with a trained model instead (`prepare score --help`).
+Exit codes: 0 done; 1 failed, with the reason in /opt/ml/output/message.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from ..contract import ProcessingPaths, log_level, processing_paths, read_processing_job
 from ..errors import UserError
+from . import scoring
 from .inputs import Columns, locate
 from .job import CROSS_SPLIT_ACTIONS, Options, run
 from .split import RARE_ACTIONS
@@ -111,19 +113,27 @@ def write_message(paths: ProcessingPaths, message: str) -> None:
         log.exception("Could not write %s", paths.message_file)
 
 
+def build_score_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="prepare score", description=scoring.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    scoring.add_arguments(parser)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=log_level(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     paths = processing_paths()
     paths.message_file.unlink(missing_ok=True)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv[:1] == ["score"]:
+            args = build_score_parser().parse_args(argv[1:])
+            result = scoring.run(paths, _single_host_job(paths, "scores on one instance only"), args)
+            print(f"Scored {result['rows']} rows of {len(result['files'])} file(s) into {result['output']}.")
+            return 0
         args = build_parser().parse_args(argv)
-        job = read_processing_job(paths)
-        if job is not None and len(job.hosts) > 1:
-            raise UserError(
-                f"This processing job runs on {len(job.hosts)} instances; prepare must see all rows on one to "
-                "find duplicates.",
-                "Set the processing job's InstanceCount to 1.",
-            )
+        job = _single_host_job(paths, "must see all rows on one instance to find duplicates")
         locations = locate(paths, job, args.input, args.output, args.tokenizer_dir)
         options = Options(
             Columns(args.text_column, args.label_column, args.text_pair_column),
@@ -150,6 +160,16 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     print(_summary(report), flush=True)
     return 0
+
+
+def _single_host_job(paths: ProcessingPaths, why: str):
+    job = read_processing_job(paths)
+    if job is not None and len(job.hosts) > 1:
+        raise UserError(
+            f"This processing job runs on {len(job.hosts)} instances; prepare {why}.",
+            "Set the processing job's InstanceCount to 1.",
+        )
+    return job
 
 
 def _summary(report: dict) -> str:
