@@ -104,6 +104,19 @@ def test_no_argument_in_a_processing_job_runs_prepare_never_serve(program_dir, t
     assert "processingjobconfig.json exists, so running prepare" in result.stderr
 
 
+def test_no_argument_with_processing_inputs_and_no_config_runs_prepare(program_dir, tmp_path):
+    (tmp_path / "processing" / "input" / "raw").mkdir(parents=True)
+    result = dispatch(program_dir, tmp_path)
+    assert result.stdout.startswith("prepare ")
+    assert "processing/input exists, so running prepare" in result.stderr
+
+
+@pytest.mark.parametrize("given", [["score"], ["score", "--model-dir", "/m"]])
+def test_score_runs_prepare_score(program_dir, tmp_path, given):
+    result = dispatch(program_dir, tmp_path, *given)
+    assert result.stdout.startswith("prepare ") and result.stdout.strip().endswith("args=" + " ".join(given))
+
+
 def test_flags_alone_in_a_processing_job_go_to_prepare(program_dir, tmp_path):
     # ContainerArguments without a ContainerEntrypoint arrive as the entrypoint's own arguments.
     _processing_job(tmp_path)
