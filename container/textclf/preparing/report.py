@@ -61,10 +61,12 @@ def _plot_labels(path: Path, splits: dict[str, list[Row]]) -> None:
         shares = [counts[name][label] / total for label in labels]
         positions = [i + (offset - (len(names) - 1) / 2) * width for i in range(len(labels))]
         axes.bar(positions, shares, width, label=f"{name} ({total})")
-    axes.set_xticks(range(len(labels)), labels, rotation=45 if len(labels) > 6 else 0, ha="right")
+    rotate = len(labels) > 6
+    axes.set_xticks(range(len(labels)), labels, rotation=45 if rotate else 0, ha="right" if rotate else "center")
     axes.set_ylabel("share of the split's rows")
+    axes.set_ylim(0, axes.get_ylim()[1] * 1.25)  # room for the legend above the bars
     axes.set_title("Labels per split")
-    axes.legend()
+    axes.legend(loc="upper center", ncols=len(names))
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -74,7 +76,9 @@ def _plot_lengths(path: Path, lengths: list[int], summary: dict) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(8, 4))
-    axes.hist(lengths, bins=min(60, max(10, len(set(lengths)))), color="tab:blue")
+    low, high = min(lengths), max(lengths)
+    bins = range(low, high + 2) if high - low < 60 else 60  # one bar per length while they are few
+    axes.hist(lengths, bins=bins, color="tab:blue", align="left" if high - low < 60 else "mid")
     chosen = summary["recommended_max_length"]
     cut = summary["truncated_share"][str(chosen)]
     axes.axvline(chosen, color="tab:red", linestyle="--", label=f"max_length {chosen}: {cut:.1%} cut")
