@@ -46,7 +46,7 @@ def _processing_job(base: Path, arguments: list[str] | None = None) -> Path:
 def _run_job(image: str, name: str, base: Path, *arguments: str) -> subprocess.CompletedProcess:
     """The mounts a processing job has: each input read-only, the outputs, config/ and output/ (the message)."""
     mounts = []
-    for item in ("raw", "model"):
+    for item in sorted(p.name for p in (base / "processing" / "input").iterdir()):
         mounts += ["--volume", f"{base}/processing/input/{item}:/opt/ml/processing/input/{item}:ro"]
     (base / "processing" / "output").mkdir(parents=True, exist_ok=True)
     (base / "output").mkdir(exist_ok=True)
@@ -95,3 +95,17 @@ def test_a_processing_job_with_bad_arguments_fails_with_its_exit_message(image, 
     message = exit_message(base)
     assert "no column 'topic'" in message and "columns found: 'text', 'label'" in message, message
     assert not (base / "processing" / "output" / "train").exists()
+
+
+def test_batch_scoring_runs_as_a_processing_job(image, containers, tmp_path, served_model):
+    texts = [row["text"] for row in make_rows(12, seed=5)]
+    base = make_processing_tree(tmp_path / "job", {"raw": {"texts.csv": [{"text": t} for t in texts]}})
+    (base / "processing" / "input" / "model").mkdir()
+    subprocess.run(["cp", "-r", f"{served_model}/.", str(base / "processing" / "input" / "model")], check=True)
+    _processing_job(base, ["score"])
+    result = _run_job(image, containers.name("prepare-score"), base, "score")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = (base / "processing" / "output" / "predictions" / "raw" / "texts.jsonl").read_text().splitlines()
+    predictions = [json.loads(line) for line in lines]
+    assert [p["text"] for p in predictions] == texts
+    assert all(p["prediction"]["label"] in {"finance", "sport", "tech", "weather"} for p in predictions)
