@@ -238,3 +238,24 @@ def test_the_channels_it_writes_train_with_train_unchanged(tmp_path, tiny_bert_b
     assert json.loads((ml / "model" / "textclf.json").read_text())["max_length"] == int(
         report["train_hyperparameters"]["max_length"]
     )
+
+
+def test_text_pairs_and_multi_label_rows_keep_their_shape(tmp_path):
+    """A text repeated with another second text is not a duplicate; the same pair is. Label lists stay lists."""
+    rows = [
+        {"question": f"question {i % 6}", "answer": r["text"], "tags": json.dumps([r["label"], "news"])}
+        for i, r in enumerate(make_rows(36))
+    ]
+    rows.append({**rows[0], "answer": rows[0]["answer"].lower()})
+    base = make_processing_tree(tmp_path / "ml", {"raw": {"pairs.csv": rows}})
+    args = ["--text-column", "question", "--text-pair-column", "answer", "--label-column", "tags"]
+    result = run_prepare(base, *args)
+    assert result.returncode == 0, _output(result)
+    report = _report(base)
+    assert report["duplicates"] == {"exact": 0, "normalised": 1, "label_conflicts": 0, "removed": 1}
+    assert report["splits"]["train"]["labels"]["news"] == report["splits"]["train"]["rows"] == 28
+    first = _read_split(base, "train")[0]
+    assert set(first) == {"question", "answer", "tags"} and isinstance(first["tags"], list)
+    assert report["train_hyperparameters"] == {
+        "text_column": "question", "text_pair_column": "answer", "label_column": "tags"
+    }  # fmt: skip
