@@ -47,7 +47,7 @@ ENTRYPOINT ["/opt/program/entrypoint"]
 # The source last: a code change rebuilds only these three layers and the labels below. Compiled here, so that no
 # run writes __pycache__ beside it: everything a job writes goes to /opt/ml or /tmp, and the root filesystem may
 # be read-only (docker run --read-only --tmpfs /tmp).
-COPY docker/entrypoint train serve /opt/program/
+COPY docker/entrypoint train serve prepare /opt/program/
 COPY container/ /opt/program/container/
 RUN python3 -m compileall -q /opt/program/container
 

@@ -177,3 +177,41 @@ class Server:
             self._log.close()
         shutil.rmtree(self.base, ignore_errors=True)
         return self.process.returncode if self.process else 0
+
+
+# --- prepare (a processing job) ---------------------------------------------------------------------------------
+
+PREPARE = REPO / "prepare"
+
+
+def make_processing_tree(base: Path, inputs: dict[str, dict[str, list[dict] | bytes | str] | Path]) -> Path:
+    """A processing job's /opt/ml tree under `base`: each input a directory under processing/input, given as
+    {file name: rows (written by the name's format) or raw content} or as a Path to copy (a model directory)."""
+    for name, content in inputs.items():
+        target = base / "processing" / "input" / name
+        target.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, Path):
+            subprocess.run(["cp", "-r", f"{content}/.", str(target)], check=True)
+            continue
+        for file_name, data in content.items():
+            path = target / file_name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(data, bytes):
+                path.write_bytes(data)
+            elif isinstance(data, str):
+                path.write_text(data, encoding="utf-8")
+            else:
+                write_rows(path, data, "jsonl" if file_name.endswith(".jsonl") else "csv")
+    return base
+
+
+def run_prepare(base: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`prepare` as a subprocess over the tree at `base`, as a processing job starts it (here with our Python)."""
+    return subprocess.run(
+        [sys.executable, str(PREPARE), *args], env=train_env(base), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def exit_message(base: Path) -> str:
+    path = base / "output" / "message"
+    return path.read_text() if path.exists() else ""

@@ -166,6 +166,85 @@ def read_resource_config(paths: MLPaths) -> ResourceConfig:
     return ResourceConfig(current, hosts, data.get("network_interface_name") or "eth0")
 
 
+# --- processing jobs ----------------------------------------------------------------------------------------
+# A processing job has no channels or hyperparameters: SageMaker copies each input to the LocalPath the job names
+# (by convention under processing/input/), uploads each output's LocalPath (under processing/output/) when the
+# container exits, and describes the job in config/processingjobconfig.json. The first 1 KB of output/message
+# becomes the job's ExitMessage, the place to say why it failed.
+
+PROCESSING_CONFIG_DIR = "config"
+
+
+@dataclass(frozen=True)
+class ProcessingPaths:
+    """The `/opt/ml` tree of a processing job, rooted wherever SAGEMAKER_BASE_DIR says."""
+
+    base: Path
+
+    @property
+    def job_config_file(self) -> Path:
+        return self.base / PROCESSING_CONFIG_DIR / "processingjobconfig.json"
+
+    @property
+    def resource_config_file(self) -> Path:
+        return self.base / PROCESSING_CONFIG_DIR / "resourceconfig.json"
+
+    @property
+    def input_dir(self) -> Path:
+        return self.base / "processing" / "input"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.base / "processing" / "output"
+
+    @property
+    def message_file(self) -> Path:
+        return self.base / "output" / "message"
+
+    def local(self, path: str) -> Path:
+        """A LocalPath from the job config, moved under `base` when the tree is not at /opt/ml (tests, laptops)."""
+        given = Path(path)
+        if str(self.base) != DEFAULT_BASE_DIR and given.is_relative_to(DEFAULT_BASE_DIR):
+            return self.base / given.relative_to(DEFAULT_BASE_DIR)
+        return given
+
+
+def processing_paths(environ: Mapping[str, str] | None = None) -> ProcessingPaths:
+    return ProcessingPaths(ml_paths(environ).base)
+
+
+@dataclass(frozen=True)
+class ProcessingJob:
+    """What processingjobconfig.json says about the container's files: input and output names to local paths."""
+
+    name: str
+    inputs: dict[str, Path]
+    outputs: dict[str, Path]
+    hosts: tuple[str, ...] = ("algo-1",)
+
+
+def read_processing_job(paths: ProcessingPaths) -> ProcessingJob | None:
+    """The job's inputs and outputs, or None outside a processing job (no config file: a hand-made tree)."""
+    if not paths.job_config_file.exists():
+        return None
+    data = _read_json_object(paths.job_config_file, "the processing job config")
+    inputs: dict[str, Path] = {}
+    for item in data.get("ProcessingInputs") or []:
+        local = (item.get("S3Input") or item.get("DatasetDefinition") or {}).get("LocalPath")
+        if item.get("InputName") and local:
+            inputs[item["InputName"]] = paths.local(local)
+    outputs: dict[str, Path] = {}
+    for item in (data.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
+        local = (item.get("S3Output") or {}).get("LocalPath")
+        if item.get("OutputName") and local:
+            outputs[item["OutputName"]] = paths.local(local)
+    hosts: tuple[str, ...] = ("algo-1",)
+    if paths.resource_config_file.exists():
+        resources = _read_json_object(paths.resource_config_file, "the resource config")
+        hosts = tuple(sorted(resources.get("hosts") or hosts))
+    return ProcessingJob(str(data.get("ProcessingJobName") or ""), inputs, outputs, hosts)
+
+
 # --- serving environment ----------------------------------------------------------------------------------------
 # The variables SageMaker (or the inference toolkits' conventions) set for a model server. TEXTCLF_* knobs of our
 # own live in textclf.serving.settings; both are read by textclf.environment.

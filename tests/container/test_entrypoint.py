@@ -21,7 +21,7 @@ def program_dir(tmp_path) -> Path:
     program = tmp_path / "program"
     program.mkdir()
     shutil.copy(REPO / "docker" / "entrypoint", program / "entrypoint")
-    for name in ("train", "serve"):
+    for name in ("train", "serve", "prepare"):
         (program / name).write_text(STAND_IN.format(name=name))
         (program / name).chmod(0o755)
     return program
@@ -37,7 +37,7 @@ def dispatch(program_dir: Path, base_dir: Path, *args: str) -> subprocess.Comple
     )
 
 
-@pytest.mark.parametrize("program", ["train", "serve"])
+@pytest.mark.parametrize("program", ["train", "serve", "prepare"])
 def test_train_and_serve_run_with_their_arguments(program_dir, tmp_path, program):
     result = dispatch(program_dir, tmp_path, program, "--help", "x")
     assert result.returncode == 0, result.stderr
@@ -88,3 +88,42 @@ def test_any_other_command_is_executed(program_dir, tmp_path):
 def test_a_missing_command_fails_like_exec(program_dir, tmp_path):
     result = dispatch(program_dir, tmp_path, "no-such-command-here")
     assert result.returncode == 127
+
+
+def _processing_job(base_dir: Path) -> None:
+    (base_dir / "config").mkdir(parents=True)
+    (base_dir / "config" / "processingjobconfig.json").write_text(json.dumps({"ProcessingJobName": "p"}))
+
+
+def test_no_argument_in_a_processing_job_runs_prepare_never_serve(program_dir, tmp_path):
+    # Without this, a processing job would start the server and hang until the job's time limit.
+    _processing_job(tmp_path)
+    (tmp_path / "model").mkdir()
+    result = dispatch(program_dir, tmp_path)
+    assert result.stdout.startswith("prepare "), result
+    assert "processingjobconfig.json exists, so running prepare" in result.stderr
+
+
+def test_no_argument_with_processing_inputs_and_no_config_runs_prepare(program_dir, tmp_path):
+    (tmp_path / "processing" / "input" / "raw").mkdir(parents=True)
+    result = dispatch(program_dir, tmp_path)
+    assert result.stdout.startswith("prepare ")
+    assert "processing/input exists, so running prepare" in result.stderr
+
+
+@pytest.mark.parametrize("given", [["score"], ["score", "--model-dir", "/m"]])
+def test_score_runs_prepare_score(program_dir, tmp_path, given):
+    result = dispatch(program_dir, tmp_path, *given)
+    assert result.stdout.startswith("prepare ") and result.stdout.strip().endswith("args=" + " ".join(given))
+
+
+def test_flags_alone_in_a_processing_job_go_to_prepare(program_dir, tmp_path):
+    # ContainerArguments without a ContainerEntrypoint arrive as the entrypoint's own arguments.
+    _processing_job(tmp_path)
+    result = dispatch(program_dir, tmp_path, "--test-share", "0.2")
+    assert result.stdout.startswith("prepare ") and result.stdout.strip().endswith("args=--test-share 0.2")
+
+
+def test_flags_outside_a_processing_job_are_not_taken_for_prepare(program_dir, tmp_path):
+    result = dispatch(program_dir, tmp_path, "--version")
+    assert result.returncode == 127 and not result.stdout

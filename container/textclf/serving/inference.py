@@ -21,7 +21,7 @@ from .outputs import LabelSpace, format_result
 class Inference:
     predictor: Any  # textclf.serving.predictor.Predictor, or a test double with encode() and info
     runner: Any  # MicroBatcher or DirectRunner: predict(payloads, lengths, timeout) -> (results, largest batch)
-    timeout_s: float  # SAGEMAKER_MODEL_SERVER_TIMEOUT: the whole request's limit, counted from its arrival
+    timeout_s: float | None  # SAGEMAKER_MODEL_SERVER_TIMEOUT, counted from the request's arrival; None: no limit
     limits: RequestLimits | None = None  # None: unbounded (tests with fake predictors)
 
     def __post_init__(self) -> None:
@@ -32,7 +32,7 @@ class Inference:
     def classify(self, request: DecodedRequest, arrived: float | None = None) -> tuple[list[Result], int]:
         """Answers in input order, and the largest batch any of the texts rode in. `arrived` (time.perf_counter()
         when the request came in) starts the time limit's clock; by default it starts now."""
-        deadline = (time.perf_counter() if arrived is None else arrived) + self.timeout_s
+        started = time.perf_counter() if arrived is None else arrived
         encoded: list = [None] * len(request.inputs)
         for truncation in (True, False):
             indices = [i for i, p in enumerate(request.parameters) if p.truncation is truncation]
@@ -46,8 +46,8 @@ class Inference:
         lengths = [len(features["input_ids"]) for features in encoded]
         if self.limits is not None:
             self.limits.check(lengths)
-        left = deadline - time.perf_counter()
-        if left <= 0:
+        left = None if self.timeout_s is None else started + self.timeout_s - time.perf_counter()
+        if left is not None and left <= 0:
             raise InferenceTimeout(f"Decoding and tokenising took the whole {self.timeout_s:g} s time limit.")
         logits, largest = self.runner.predict(encoded, lengths, left)
         results = [

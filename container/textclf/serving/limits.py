@@ -74,7 +74,7 @@ def _malloc_trim():
         return None
 
 
-_TRIM = None  # TEMP
+_TRIM = _malloc_trim()
 
 
 def return_memory() -> None:

@@ -12,6 +12,7 @@ import logging
 import random
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,18 +98,8 @@ def read_channel(
         )
     data, kinds, limit = ChannelData(), LabelKinds(), text_char_limit(max_length)
     for path in files:
-        for index, (line, record) in enumerate(iter_records(path)):
-            if not isinstance(record, dict):
-                raise UserError(
-                    f"{path.name} line {line} is a JSON {type(record).__name__}, not an object.",
-                    f'Write one object per line, like {{"{text_column}": "...", "{label_column}": "..."}}.',
-                )
-            if index == 0:  # columns are checked on each file's first row; later gaps count as bad rows
-                _check_columns(path, record, text_column, label_column, text_pair_column)
-            label = _coerce_label(record.get(label_column), f"{path.name} line {line}", kinds)
-            example = _example(record, text_column, text_pair_column, label, limit, data)
-            if example is not None:
-                data.examples.append(example)
+        columns = (text_column, label_column, text_pair_column)
+        data.examples.extend(example for _, example in iter_examples(path, *columns, limit, data, kinds))
     kinds.check(directory.name)
     if data.skipped:
         details = ", ".join(f"{count} with {reason}" for reason, count in sorted(data.skipped.items()))
@@ -129,6 +120,31 @@ def read_channel(
             f"Each row needs a non-empty '{text_column}' and a '{label_column}'.",
         )
     return data
+
+
+def iter_examples(
+    path: Path,
+    text_column: str,
+    label_column: str,
+    text_pair_column: str | None,
+    limit: int,
+    data: ChannelData,
+    kinds: LabelKinds,
+) -> Iterator[tuple[int, Example]]:
+    """(line, example) for each usable row of one file, texts cut at `limit` characters; rows without a text or a
+    label are counted in `data.skipped`, label kinds noted in `kinds`. The rules `train` and `prepare` share."""
+    for index, (line, record) in enumerate(iter_records(path)):
+        if not isinstance(record, dict):
+            raise UserError(
+                f"{path.name} line {line} is a JSON {type(record).__name__}, not an object.",
+                f'Write one object per line, like {{"{text_column}": "...", "{label_column}": "..."}}.',
+            )
+        if index == 0:  # columns are checked on each file's first row; later gaps count as bad rows
+            _check_columns(path, record, text_column, label_column, text_pair_column)
+        label = _coerce_label(record.get(label_column), f"{path.name} line {line}", kinds)
+        example = _example(record, text_column, text_pair_column, label, limit, data)
+        if example is not None:
+            yield line, example
 
 
 def _check_columns(path: Path, record: dict, text_column: str, label_column: str, pair_column: str | None) -> None:
