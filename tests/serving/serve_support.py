@@ -100,8 +100,19 @@ class Server:
         data = body if isinstance(body, (bytes, str)) else __import__("json").dumps(body)
         return self.session.post(f"{self.url}/invocations", data=data, headers=headers, timeout=60, **kwargs)
 
+    def child(self, name: str) -> int:
+        """The pid of serve's `gunicorn` or `nginx` child."""
+        for pid in children(self.process.pid):
+            try:
+                if name.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return pid
+            except OSError:
+                continue
+        raise AssertionError(f"serve has no {name} child:\n{self.log[-3000:]}")
+
     def workers(self) -> list[int]:
-        return children(self.process.pid)
+        """gunicorn's workers (serve runs nginx and gunicorn; gunicorn runs the workers)."""
+        return children(self.child("gunicorn"))
 
     def stop(self, timeout: float = 30) -> int:
         self.session.close()  # no idle keep-alive connection for the worker to linger on
@@ -116,3 +127,39 @@ class Server:
             self._log.close()
         shutil.rmtree(self.base, ignore_errors=True)
         return self.process.returncode if self.process else 0
+
+
+# --- slow clients ----------------------------------------------------------------------------------------------
+
+# Three ways to stall, as a slowloris attack or a broken client does: connect and send nothing; send half the
+# headers; send the headers with a Content-Length and only part of the body.
+STALLS = (
+    b"",
+    b"POST /invocations HTTP/1.1\r\nHost: textclf\r\nContent-Ty",
+    b"POST /invocations HTTP/1.1\r\nHost: textclf\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+    + b'{"inputs": ["'
+    + b"rain " * 200,
+)
+
+
+def open_stalled_connections(port: int, count: int) -> list[socket.socket]:
+    """`count` connections to 127.0.0.1:`port`, each stalled in one of the three ways in turn, left open."""
+    stalled = []
+    for i in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        if STALLS[i % len(STALLS)]:
+            sock.sendall(STALLS[i % len(STALLS)])
+        stalled.append(sock)
+    return stalled
+
+
+def still_open(sock: socket.socket) -> bool:
+    """True while the server has neither answered nor closed this connection."""
+    sock.setblocking(False)
+    try:
+        sock.recv(1, socket.MSG_PEEK)  # returns an answer's first byte, or b"" once closed
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False

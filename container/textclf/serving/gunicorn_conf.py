@@ -31,7 +31,12 @@ _settings = load_settings()
 _plan = plan_processes(_env, _settings, cpu_count(), visible_gpu_ids())
 
 # --- settings ---------------------------------------------------------------------------------------------------
-bind = [f"0.0.0.0:{_env.port}"]  # SageMaker: 8080, or SAGEMAKER_BIND_TO_PORT
+# No bind here: serve passes `--bind unix:<run dir>/gunicorn.sock`. Only nginx listens on SageMaker's port
+# (serving/front.py); it hands over whole requests, so these limits sit above nginx's and never answer first.
+limit_request_line = 0  # no limit: nginx's large_client_header_buffers bounds the request line
+limit_request_field_size = 65536  # above nginx's per-header limit
+limit_request_fields = 32768  # gunicorn's maximum: nginx's total header size bounds the count
+permit_unconventional_http_method = True  # any method nginx passes gets the app's JSON 405, not gunicorn's HTML
 workers = _plan.workers
 worker_class = "gthread"  # request threads: /ping is answered while other threads wait on inference
 threads = _settings.http_threads
@@ -39,7 +44,7 @@ timeout = _env.timeout_seconds  # SAGEMAKER_MODEL_SERVER_TIMEOUT: also each requ
 graceful_timeout = GRACEFUL_TIMEOUT_S  # SIGKILL follows SIGTERM after 30 s: drain within 20
 keepalive = KEEPALIVE_S
 preload_app = False
-backlog = 2048
+backlog = 2048  # nginx queues here when every request thread is busy
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # heartbeat files off slow overlay disks
 control_socket_disable = True  # no ~/.gunicorn/gunicorn.ctl: several servers (tests) share a machine
 accesslog = None  # the app logs one line per request, with its request id
