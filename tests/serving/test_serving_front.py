@@ -107,6 +107,7 @@ def test_stalled_clients_do_not_take_the_server_down(bert_model_dir):
 # --- every answer is JSON ---------------------------------------------------------------------------------------
 
 HOST = b"Host: textclf\r\n"
+JSON = {"Content-Type": "application/json"}
 RAW_REQUESTS = [
     # (name, bytes sent, status, words in the message)
     ("malformed-request-line", b"GARBAGE\r\n\r\n", 400, "not valid HTTP"),
@@ -176,6 +177,23 @@ def test_requests_gunicorn_alone_refused_now_pass(bert_server):
         response = http.client.HTTPResponse(sock)
         response.begin()
         assert response.status == 200 and "score" in json.loads(response.read())[0]
+
+
+def test_keep_alive_outlasts_a_proxys_60_s_idle(bert_server):
+    connection = http.client.HTTPConnection("127.0.0.1", bert_server.port, timeout=10)
+    try:
+        connection.request("GET", "/ping")
+        first = connection.getresponse()
+        first.read()
+        assert first.status == 200 and first.getheader("Keep-Alive") == "timeout=75"
+        local = connection.sock.getsockname()
+        time.sleep(3)
+        connection.request("POST", "/invocations", body=json.dumps({"inputs": TEXTS}), headers=JSON)
+        second = connection.getresponse()
+        assert second.status == 200 and len(json.loads(second.read())) == len(TEXTS)
+        assert connection.sock.getsockname() == local  # the same connection, reused after idling
+    finally:
+        connection.close()
 
 
 def test_gateway_errors_are_json(bert_model_dir):

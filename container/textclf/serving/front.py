@@ -232,8 +232,9 @@ http {{
     # SAGEMAKER_MAX_PAYLOAD_IN_MB: refused from Content-Length before reading; a chunked body is cut at the limit.
     client_max_body_size {limits.max_body_mb}m;
     client_body_buffer_size {limits.body_buffer_kb}k;
-    # Idle keep-alive outlasts a front-end proxy's 60 s, so the proxy is the side that closes.
-    keepalive_timeout {limits.keepalive_s}s;
+    # Idle keep-alive outlasts a front-end proxy's 60 s, so the proxy is the side that closes; also announced in a
+    # Keep-Alive header, for clients that read it.
+    keepalive_timeout {limits.keepalive_s}s {limits.keepalive_s}s;
     keepalive_requests 1000;
 
     upstream model_server {{
