@@ -122,6 +122,12 @@ RAW_REQUESTS = [
     ("length-not-a-number", b"POST /invocations HTTP/1.1\r\n" + HOST + b"Content-Length: abc\r\n\r\n", 400, "valid"),
     ("header-of-10-kb", b"GET /ping HTTP/1.1\r\n" + HOST + b"X-Big: " + b"a" * 10240 + b"\r\n\r\n", 431, "8 KB"),
     ("uri-of-10-kb", b"GET /" + b"a" * 10240 + b" HTTP/1.1\r\n" + HOST + b"\r\n", 414, "8 KB"),
+    (  # nginx passes this one on; gunicorn refuses it
+        "control-character-in-a-header",
+        b"GET /ping HTTP/1.1\r\n" + HOST + b"X-Name: a\x01b\r\n\r\n",
+        400,
+        "Send a well-formed HTTP/1.1 request",
+    ),
     ("trace", b"TRACE /ping HTTP/1.1\r\n" + HOST + b"\r\n", 405, "not allowed"),
     ("options", b"OPTIONS /ping HTTP/1.1\r\n" + HOST + b"\r\n", 405, "OPTIONS is not allowed on /ping"),
     ("two-letter-method", b"AB /ping HTTP/1.1\r\n" + HOST + b"\r\n", 405, "AB is not allowed"),

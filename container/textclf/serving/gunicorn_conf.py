@@ -15,7 +15,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from gunicorn import util as gunicorn_util
+
 from textclf.contract import ml_paths, serving_environment
+from textclf.serving.errors import error_body
 from textclf.serving.health import WorkerGroup, configure_worker_group
 from textclf.serving.settings import (
     GRACEFUL_TIMEOUT_S,
@@ -66,6 +69,22 @@ logconfig_dict = {
 }
 
 log = logging.getLogger("textclf.serving")
+
+
+def _json_error_page(sock, status: int, reason: str, detail: str) -> None:
+    """gunicorn's own refusal of a request it cannot parse, in the JSON error shape instead of its HTML page.
+    Rare behind nginx (a control character in a header value passes nginx), but every answer must be JSON.
+    gunicorn (pinned) writes all of these through this one function; tests/serving/test_serving_front.py checks."""
+    if status >= 500:
+        message = f"{reason}; the server log has the cause."
+    else:
+        message = f"{reason}: {detail}. Send a well-formed HTTP/1.1 request."
+    body = error_body(status, message)
+    head = f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+    gunicorn_util.write_nonblock(sock, f"{head}Content-Length: {len(body)}\r\n\r\n".encode("latin-1") + body)
+
+
+gunicorn_util.write_error = _json_error_page
 _RUN_DIR_ENV = "TEXTCLF_RUN_DIR"  # set by the master for its workers; not a knob
 
 
