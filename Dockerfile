@@ -2,7 +2,7 @@
 #
 #   BASE_IMAGE: python3 with venv + pip, and torch (see docker/README.md: "What a base must provide")
 #     ├── deps   /opt/venv: requirements/image.txt on top of the base's torch (system site packages visible)
-#     └── final  base + /opt/venv + /opt/program (entrypoint, train, serve, container/), source copied last
+#     └── final  base + nginx + /opt/venv + /opt/program (entrypoint, train, serve, container/), source copied last
 #
 # Build with docker/build-image.sh (`make image`), which passes the build arguments below. A plain
 # `docker build .` also works where the build can reach PyPI. Works with the classic builder and with BuildKit.
@@ -24,6 +24,15 @@ RUN python3 -m venv --system-site-packages --without-pip /opt/venv \
         --find-links=/tmp/deps --requirement=/tmp/deps/image.txt
 
 FROM ${BASE_IMAGE}
+# nginx, the HTTP front of `serve` (container/textclf/serving/front.py), from the base's own distribution: the
+# lightest build it offers. First in this stage, so neither a lock change nor a code change rebuilds it.
+RUN set -eu; export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; \
+    for package in nginx-light nginx-core nginx; do \
+        if apt-cache show "$package" >/dev/null 2>&1; then break; fi; \
+    done; \
+    apt-get install -y -qq --no-install-recommends "$package" >/dev/null; \
+    rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log /usr/share/doc/nginx*; \
+    nginx -v
 COPY --from=deps /opt/venv /opt/venv
 
 # train and serve first on PATH; the venv's python3 before the base's. Hugging Face stays offline: the image

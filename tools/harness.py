@@ -161,8 +161,19 @@ class Server:
         data = body if isinstance(body, (bytes, str)) else json.dumps(body)
         return self.session.post(f"{self.url}/invocations", data=data, headers=headers, timeout=60, **kwargs)
 
+    def child(self, name: str) -> int:
+        """The pid of serve's `gunicorn` or `nginx` child."""
+        for pid in children(self.process.pid):
+            try:
+                if name.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return pid
+            except OSError:
+                continue
+        raise AssertionError(f"serve has no {name} child:\n{self.log[-3000:]}")
+
     def workers(self) -> list[int]:
-        return children(self.process.pid)
+        """gunicorn's workers (serve runs nginx and gunicorn; gunicorn runs the workers)."""
+        return children(self.child("gunicorn"))
 
     def stop(self, timeout: float = 30) -> int:
         self.session.close()  # no idle keep-alive connection for the worker to linger on

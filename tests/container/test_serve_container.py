@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 
 import pytest
 import requests
 from docker_support import ARBITRARY_USER, ServingContainer, assert_predictions, docker, logs
 from sample_data import make_rows
+from slow_clients import open_stalled_connections, still_open
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]
 
@@ -62,3 +65,29 @@ def test_no_argument_under_an_arbitrary_uid_serves(image, containers, served_mod
     server.start("--user", ARBITRARY_USER, command=()).wait_ready()
     assert "so running serve" in logs(server.name)
     assert_predictions(server.invoke(TEXTS), len(TEXTS))
+
+
+def test_nginx_front_survives_stalled_clients_read_only_as_any_uid(image, containers, served_model):
+    # nginx keeps its pid, configuration and buffered bodies, and gunicorn its socket, in the tmpfs /tmp: the
+    # image serves with a read-only root filesystem, as any uid, while 200 stalled clients stay connected.
+    server = ServingContainer(image, containers.name("serve-front"), served_model)
+    server.start("--read-only", "--tmpfs", "/tmp", "--user", ARBITRARY_USER).wait_ready()
+    stalled = open_stalled_connections(server.port, 200)
+    try:
+        for _ in range(10):
+            started = time.monotonic()
+            assert requests.get(f"{server.url}/ping", timeout=2).status_code == 200
+            assert time.monotonic() - started < 1
+        answer = server.invoke(TEXTS)
+        assert_predictions(answer, len(TEXTS))
+        assert answer.headers["Server"] == "nginx"
+        big = [row["text"] for row in make_rows(3000, seed=9)]  # ~200 KB: buffered to a file before it is passed on
+        assert_predictions(server.invoke(big), len(big))
+        refused = requests.post(f"{server.url}/invocations", data=b"x" * (7 << 20), timeout=30)  # over 6 MB
+        assert refused.status_code == 413 and json.loads(refused.content)["code"] == 413
+        assert all(still_open(sock) for sock in stalled)
+    finally:
+        for sock in stalled:
+            sock.close()
+    code, _ = server.stop(grace=30)
+    assert code == 0, logs(server.name)[-3000:]

@@ -119,6 +119,7 @@ def create_app(
     state = ServerState(env, settings, loader, group)
 
     app = Flask(__name__)
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False  # OPTIONS gets the JSON 405, not Flask's empty HTML answer
     app.extensions[EXTENSION] = state
     register_error_handlers(app)
     _register_logging(app, state)

@@ -1,12 +1,14 @@
-"""`serve`: check what can be checked without torch, then become gunicorn (exec: PID 1 in a container gets SIGTERM).
+"""`serve`: check what can be checked without torch, then run nginx in front of gunicorn and supervise both.
 
-A missing or unreadable model directory, or a bad setting, ends `serve` at once with exit code 2 and one
-paragraph on stderr saying what was wrong and what to change, instead of workers that crash and restart.
+A missing or unreadable model directory, a bad setting, or no nginx, ends `serve` at once with exit code 2 and
+one paragraph on stderr saying what was wrong and what to change, instead of workers that crash and restart.
+`serve` itself stays in the foreground (PID 1 in a container), so SageMaker's SIGTERM reaches it.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -15,13 +17,16 @@ from .. import environment
 from ..contract import ServingEnvironment, ml_paths, serving_environment
 from ..errors import UserError
 from .codecs import check_default_accept
+from .front import NginxBuild, find_nginx, front_limits
 from .modelinfo import describe_model
 from .settings import ServingSettings, cpu_count, load_settings, plan_processes, visible_gpu_ids
+from .supervisor import Supervisor
 
 CONTAINER_DIR = Path(__file__).resolve().parents[2]  # .../container, which holds the textclf package
 APP = "textclf.serving.app:gunicorn_app()"
 CONFIG = "python:textclf.serving.gunicorn_conf"
 EXIT_USAGE = 2
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"  # as gunicorn_conf.py logs
 
 
 def gunicorn_command() -> list[str]:
@@ -29,13 +34,14 @@ def gunicorn_command() -> list[str]:
     return [sys.executable, "-m", "gunicorn", "-c", CONFIG, APP]
 
 
-def check() -> None:
-    """Everything that would make every worker fail, found before any worker starts."""
+def check() -> NginxBuild:
+    """Everything that would make every worker fail, found before any worker starts; the nginx to run."""
     env = serving_environment()
     settings = load_settings()
     check_default_accept(env.default_accept)
     plan_processes(env, settings, cpu_count(), visible_gpu_ids())
     describe_model(ml_paths().model_dir)
+    return find_nginx()
 
 
 def _settings_help() -> str:
@@ -56,16 +62,14 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     ).parse_args(argv)
     try:
-        check()
+        nginx = check()
     except UserError as exc:
         print(f"serve: cannot start: {exc.cause} {exc.remedy}", file=sys.stderr, flush=True)
         return EXIT_USAGE
+    env = serving_environment()
+    logging.basicConfig(level=env.log_level, format=LOG_FORMAT, stream=sys.stderr)
     # gunicorn imports the config and the app by module name: make the package importable without installation.
     paths = [str(CONTAINER_DIR), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    command = gunicorn_command()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(command[0], command)
-    return 0  # not reached
+    return Supervisor(gunicorn_command(), nginx, front_limits(env), env.log_level).run()

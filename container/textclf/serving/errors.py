@@ -6,6 +6,14 @@ a status in one table (textclf.serving.http_errors), so a status is decided in e
 
 from __future__ import annotations
 
+import json
+
+
+def error_body(status: int, message: str) -> bytes:
+    """The one shape of every error answer, whoever sends it (the app, gunicorn, nginx):
+    `{"error": "<what was wrong>", "code": <status>}`."""
+    return json.dumps({"error": message, "code": status}).encode()
+
 
 class RequestError(Exception):
     """A request that cannot be answered; `message` says why, for the caller."""

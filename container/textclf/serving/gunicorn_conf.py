@@ -15,7 +15,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from gunicorn import util as gunicorn_util
+
 from textclf.contract import ml_paths, serving_environment
+from textclf.serving.errors import error_body
 from textclf.serving.health import RUN_DIR_ENV, WorkerGroup
 from textclf.serving.settings import (
     GRACEFUL_TIMEOUT_S,
@@ -31,7 +34,12 @@ _settings = load_settings()
 _plan = plan_processes(_env, _settings, cpu_count(), visible_gpu_ids())
 
 # --- settings ---------------------------------------------------------------------------------------------------
-bind = [f"0.0.0.0:{_env.port}"]  # SageMaker: 8080, or SAGEMAKER_BIND_TO_PORT
+# No bind here: serve passes `--bind unix:<run dir>/gunicorn.sock`. Only nginx listens on SageMaker's port
+# (serving/front.py); it hands over whole requests, so these limits sit above nginx's and never answer first.
+limit_request_line = 0  # no limit: nginx's large_client_header_buffers bounds the request line
+limit_request_field_size = 65536  # above nginx's per-header limit
+limit_request_fields = 32768  # gunicorn's maximum: nginx's total header size bounds the count
+permit_unconventional_http_method = True  # any method nginx passes gets the app's JSON 405, not gunicorn's HTML
 workers = _plan.workers
 worker_class = "gthread"  # request threads: /ping is answered while other threads wait on inference
 threads = _settings.http_threads
@@ -39,7 +47,7 @@ timeout = _env.timeout_seconds  # SAGEMAKER_MODEL_SERVER_TIMEOUT: also each requ
 graceful_timeout = GRACEFUL_TIMEOUT_S  # SIGKILL follows SIGTERM after 30 s: drain within 20
 keepalive = KEEPALIVE_S
 preload_app = False
-backlog = 2048
+backlog = 2048  # nginx queues here when every request thread is busy
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # heartbeat files off slow overlay disks
 control_socket_disable = True  # no ~/.gunicorn/gunicorn.ctl: several servers (tests) share a machine
 accesslog = None  # the app logs one line per request, with its request id
@@ -61,6 +69,22 @@ logconfig_dict = {
 }
 
 log = logging.getLogger("textclf.serving")
+
+
+def _json_error_page(sock, status: int, reason: str, detail: str) -> None:
+    """gunicorn's own refusal of a request it cannot parse, in the JSON error shape instead of its HTML page.
+    Rare behind nginx (a control character in a header value passes nginx), but every answer must be JSON.
+    gunicorn (pinned) writes all of these through this one function; tests/serving/test_serving_front.py checks."""
+    if status >= 500:
+        message = f"{reason}; the server log has the cause."
+    else:
+        message = f"{reason}: {detail}. Send a well-formed HTTP/1.1 request."
+    body = error_body(status, message)
+    head = f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+    gunicorn_util.write_nonblock(sock, f"{head}Content-Length: {len(body)}\r\n\r\n".encode("latin-1") + body)
+
+
+gunicorn_util.write_error = _json_error_page
 
 
 def _run_dir() -> Path:

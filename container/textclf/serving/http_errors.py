@@ -7,7 +7,6 @@ kind of error gets its status.
 
 from __future__ import annotations
 
-import json
 import logging
 
 from flask import Flask, Response, g, request
@@ -22,6 +21,7 @@ from .errors import (
     PayloadTooLarge,
     RequestError,
     UnsupportedContentType,
+    error_body,
 )
 
 log = logging.getLogger("textclf.serving")
@@ -35,10 +35,6 @@ STATUS: dict[type[RequestError], int] = {
     NotReady: 503,
     InferenceTimeout: 503,
 }
-
-
-def error_body(status: int, message: str) -> bytes:
-    return json.dumps({"error": message, "code": status}).encode()
 
 
 def json_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
