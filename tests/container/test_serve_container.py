@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 
 import pytest
@@ -62,3 +63,18 @@ def test_no_argument_under_an_arbitrary_uid_serves(image, containers, served_mod
     server.start("--user", ARBITRARY_USER, command=()).wait_ready()
     assert "so running serve" in logs(server.name)
     assert_predictions(server.invoke(TEXTS), len(TEXTS))
+
+
+def test_a_model_file_the_uid_cannot_read_is_named(image, containers, served_model, tmp_path):
+    # A file left 0600 by its writer: serving as another uid must say which file and why, not "no such file".
+    model = tmp_path / "model"
+    shutil.copytree(served_model, model)
+    (model / "model.safetensors").chmod(0o600)
+    model.chmod(0o755)
+    name = containers.name("serve-unreadable")
+    result = docker("run", "--name", name, "--user", ARBITRARY_USER, "--volume", f"{model}:/opt/ml/model:ro",
+                    image, "serve", timeout=120, check=False)  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "Permission denied reading /opt/ml/model/model.safetensors (mode 0600" in output, output
+    assert "chmod -R a+rX" in output
