@@ -57,6 +57,7 @@ def test_the_new_classification_head_is_one_plain_log_line(finished_job):
     _, result = finished_job
     output = result.stdout + result.stderr
     assert "LOAD REPORT" not in output and "MISSING" not in output and "\x1b[" not in output, output[:3000]
+    assert "[transformers]" not in output, output[:3000]  # nor any other warning of the loader
     head_lines = [line for line in output.splitlines() if "new classification head" in line]
     assert len(head_lines) == 1, output[:3000]
 

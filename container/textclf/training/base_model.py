@@ -62,10 +62,10 @@ def load_base(source: str, labels: LabelSet) -> tuple[PreTrainedModel, PreTraine
     try:
         tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(source))
         # transformers reports the new head as a colour-coded table of MISSING weights, which reads as an error
-        # although it is what fine-tuning expects: its logger is quietened and the report said in one line below.
+        # although it is what fine-tuning expects: that report is filtered out and said in one line below. (A
+        # filter, not a level: raising that logger's level makes transformers log a tensor-parallel check.)
         report_logger = logging.getLogger("transformers.modeling_utils")
-        level = report_logger.level
-        report_logger.setLevel(logging.ERROR)
+        report_logger.addFilter(_drop_load_report)
         try:
             model, loading = AutoModelForSequenceClassification.from_pretrained(
                 source,
@@ -77,7 +77,7 @@ def load_base(source: str, labels: LabelSet) -> tuple[PreTrainedModel, PreTraine
                 output_loading_info=True,
             )
         finally:
-            report_logger.setLevel(level)
+            report_logger.removeFilter(_drop_load_report)
     except OSError as exc:
         if Path(source).exists():
             raise UserError(
@@ -93,6 +93,10 @@ def load_base(source: str, labels: LabelSet) -> tuple[PreTrainedModel, PreTraine
         ) from exc
     log.info(_loading_summary(source, len(labels.names), loading))
     return prepare_model(model, tokenizer), tokenizer
+
+
+def _drop_load_report(record: logging.LogRecord) -> bool:
+    return "LOAD REPORT" not in record.getMessage()
 
 
 def _loading_summary(source: str, num_labels: int, loading: dict) -> str:
