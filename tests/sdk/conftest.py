@@ -44,6 +44,13 @@ def docker_engine() -> None:
         pytest.skip(message)
 
 
+def pytest_collection_modifyitems(items) -> None:
+    # The first test also pays for the session's fit (ten epochs of the tiny model: minutes on a busy 2-core CI).
+    for item in items:
+        if "tests/sdk/" in str(item.path):
+            item.add_marker(pytest.mark.timeout(1200))
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     if _skipped_for:
         terminalreporter.section("SDK suite", sep="!", red=True, bold=True)

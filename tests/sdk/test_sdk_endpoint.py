@@ -52,9 +52,9 @@ def test_csv_one_text_per_row_even_with_commas(endpoint):
     predictor = _predictor(endpoint, serializer=CSVSerializer(), deserializer=CSVDeserializer())
     texts = [*TEXTS, "Stock market, bank shares, bond and dividend, says the investor."]
     rows = predictor.predict([[text] for text in texts])
-    assert len(rows) == len(texts), rows
+    assert len(rows) == len(texts), rows  # unquoted, the last row would be read as 4 columns and refused (422)
     _mostly_right([row[0] for row in rows[: len(TEXTS)]])
-    assert rows[-1][0] == "finance" and 0.0 <= float(rows[-1][1]) <= 1.0
+    assert rows[-1][0] in LABELS and 0.0 <= float(rows[-1][1]) <= 1.0
 
 
 def test_default_serializer_sends_a_text(endpoint):
