@@ -5,6 +5,9 @@ PYTHON      ?= python3
 LOCK_HASH   := $(shell cat requirements/image.txt requirements/dev.txt | sha256sum | cut -c1-12)
 VENV        ?= $(HOME)/.cache/sm-textclf/venv-$(LOCK_HASH)
 PY          := $(VENV)/bin/python
+# The SageMaker Python SDK suite (tests/sdk) has a venv of its own: the SDK's pins conflict with the image's.
+SDK_HASH    := $(shell cat requirements/sdk.txt | sha256sum | cut -c1-12)
+SDK_VENV    ?= $(HOME)/.cache/sm-textclf/sdk-venv-$(SDK_HASH)
 
 IMAGE       ?= sagemaker-text-classifier
 # The base for users: a pinned public PyTorch CUDA runtime image (docker/base-image.env holds the pin).
@@ -19,8 +22,8 @@ BENCH_ARGS  ?=
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv test test-fast lint demo base-image image local-train local-serve predict bench lock audit clean \
-        push sagemaker-train deploy transform cleanup
+.PHONY: venv sdk-venv test test-sdk test-fast lint demo base-image image local-train local-serve predict bench lock \
+        audit clean push sagemaker-train deploy transform cleanup
 
 venv: $(VENV)/.installed
 
@@ -32,6 +35,14 @@ $(VENV)/.installed:
 	$(VENV)/bin/pip install --quiet -r requirements/dev.txt
 	touch $@
 
+sdk-venv: $(SDK_VENV)/.installed
+
+$(SDK_VENV)/.installed:
+	$(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/pip install --quiet --upgrade pip==25.3
+	$(SDK_VENV)/bin/pip install --quiet -r requirements/sdk.txt
+	touch $@
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -39,6 +50,12 @@ lint: venv
 
 test: venv lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-sdk
+
+# The image driven by the SageMaker Python SDK's local mode (docker-compose), as a user would; skipped loudly
+# without Docker. TEXTCLF_TEST_IMAGE=name:tag tests an image that is already built.
+test-sdk: sdk-venv
+	$(SDK_VENV)/bin/python -m pytest tests/sdk $(PYTEST_ARGS)
 
 # Unit, train and serve tests without the slow pretrained-model run and without Docker.
 test-fast: venv

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
 from harness import make_ml_tree, run_train
 from sample_data import make_rows
 from tiny_models import TINY_HYPERPARAMETERS, build_bert, build_gpt2
+
+# tests/sdk needs the SageMaker Python SDK, which lives in a venv of its own (requirements/sdk.txt, `make test-sdk`).
+collect_ignore = [] if importlib.util.find_spec("sagemaker") else ["sdk"]
 
 
 @pytest.fixture(scope="session")

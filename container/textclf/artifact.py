@@ -68,6 +68,18 @@ def find_model_dir(root: Path) -> Path:
     )
 
 
+def open_to_all_readers(model_dir: Path) -> None:
+    """Make every file readable (and every directory listable) by any user. Some writers (safetensors) create
+    files 0600, and the image may serve as another uid than the one that trained (`docker run --user`)."""
+    for path in [model_dir, *model_dir.rglob("*")]:
+        if path.is_symlink():
+            continue
+        wanted = 0o555 if path.is_dir() else 0o444
+        mode = path.stat().st_mode
+        if mode & wanted != wanted:  # only what we wrote: a mounted directory may belong to someone else
+            path.chmod(mode | wanted)
+
+
 def write_json_atomic(path: Path, data: object) -> None:
     """Write then rename, so that a reader (or a kill) never sees half a file."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")

@@ -110,11 +110,25 @@ def decode_hyperparameter_value(raw: object) -> str:
     return text
 
 
+# Set by the SDKs' framework estimators (script mode: `PyTorch(entry_point="train.py", ...)`) to name the user's
+# script. This image runs its own training, so a job that asks for a script must fail rather than ignore it.
+SCRIPT_MODE_KEY = "sagemaker_program"
+
+
 def read_hyperparameters(paths: MLPaths) -> dict[str, str]:
-    """hyperparameters.json as name -> decoded string, reserved keys (sagemaker_*, _tuning_*) dropped."""
+    """hyperparameters.json as name -> decoded string, reserved keys (sagemaker_*, _tuning_*) dropped; a script
+    mode job (sagemaker_program) refused."""
     if not paths.hyperparameters_file.exists():
         return {}
     data = _read_json_object(paths.hyperparameters_file, "the hyperparameters")
+    if SCRIPT_MODE_KEY in data:
+        script = decode_hyperparameter_value(data[SCRIPT_MODE_KEY])
+        raise UserError(
+            f"The job asks to run the script {script!r} ({SCRIPT_MODE_KEY}, set by script mode: an estimator "
+            "given an entry_point); this image does not run scripts, it trains its built-in text classifier.",
+            "Use the generic Estimator with this image_uri and no entry_point or source_dir, and configure "
+            "training with the hyperparameters that `train --help` lists.",
+        )
     return {
         key: decode_hyperparameter_value(value)
         for key, value in data.items()

@@ -8,26 +8,19 @@ banner in pytest's summary. It never passes without having run the image.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from docker_support import (
-    BASE_IMAGE,
-    IMAGE_ENV,
-    LOCAL_BASE,
-    REPO,
-    TEST_IMAGE,
     Containers,
     TrainedTree,
     docker,
     engine_problem,
+    image_under_test,
     ml_tree,
     open_to_any_user,
 )
-
-BUILD_TIMEOUT = 1800  # a cold machine builds the base (about 5 min) and the image (about 3 min)
 
 _skipped_for: list[str] = []
 
@@ -50,18 +43,8 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 @pytest.fixture(scope="session")
 def image(docker_engine) -> str:
-    """The image under test: built from this checkout by docker/build-image.sh (cached layers make it quick)."""
-    given = os.environ.get(IMAGE_ENV)
-    if given:
-        docker("image", "inspect", given)
-        return given
-    command = [str(REPO / "docker" / "build-image.sh"), TEST_IMAGE, BASE_IMAGE, LOCAL_BASE]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
-    if result.returncode != 0:
-        pytest.fail(
-            f"building the image failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-        )
-    return TEST_IMAGE
+    """The image under test: $TEXTCLF_TEST_IMAGE, or built from this checkout."""
+    return image_under_test()
 
 
 @pytest.fixture

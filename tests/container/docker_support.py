@@ -48,6 +48,25 @@ def engine_problem(timeout: float = 20) -> str | None:
     return None
 
 
+BUILD_TIMEOUT = 1800  # a cold machine builds the base (about 5 min) and the image (about 3 min)
+
+
+def image_under_test() -> str:
+    """$TEXTCLF_TEST_IMAGE when set (it must exist), else the image built from this checkout by
+    docker/build-image.sh (cached layers make a rebuild quick)."""
+    given = os.environ.get(IMAGE_ENV)
+    if given:
+        docker("image", "inspect", given)
+        return given
+    command = [str(REPO / "docker" / "build-image.sh"), TEST_IMAGE, BASE_IMAGE, LOCAL_BASE]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+    if result.returncode != 0:
+        raise AssertionError(
+            f"building the image failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
+    return TEST_IMAGE
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 
@@ -91,3 +92,18 @@ def test_nginx_front_survives_stalled_clients_read_only_as_any_uid(image, contai
             sock.close()
     code, _ = server.stop(grace=30)
     assert code == 0, logs(server.name)[-3000:]
+
+
+def test_a_model_file_the_uid_cannot_read_is_named(image, containers, served_model, tmp_path):
+    # A file left 0600 by its writer: serving as another uid must say which file and why, not "no such file".
+    model = tmp_path / "model"
+    shutil.copytree(served_model, model)
+    (model / "model.safetensors").chmod(0o600)
+    model.chmod(0o755)
+    name = containers.name("serve-unreadable")
+    result = docker("run", "--name", name, "--user", ARBITRARY_USER, "--volume", f"{model}:/opt/ml/model:ro",
+                    image, "serve", timeout=120, check=False)  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "Permission denied reading /opt/ml/model/model.safetensors (mode 0600" in output, output
+    assert "chmod -R a+rX" in output

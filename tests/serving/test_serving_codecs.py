@@ -117,7 +117,8 @@ def test_pairs_must_match_how_the_model_was_trained(body, content_type, text_pai
         (b'{"inputs": "a", "parameters": {"top_k": true}}', JSON, InvalidInput),
         (b"\n\n", JSONLINES, InvalidInput),
         (b"   ", "text/plain", InvalidInput),
-        (b"x", "application/octet-stream", UnsupportedContentType),
+        (b"x", "image/png", UnsupportedContentType),
+        (b"\xff\xfe", "application/octet-stream", MalformedBody),
     ],
 )
 def test_undecodable_bodies_raise_the_error_of_their_kind(body, content_type, error):
@@ -131,8 +132,15 @@ def test_answers_are_written_in_the_pipeline_shapes_one_row_or_line_per_input():
     assert json.loads(codecs.encode([one], JSON, single=True)) == [one]
     assert json.loads(codecs.encode([two], JSON, single=True)) == two  # the pipeline flattens one string's top_k
     assert json.loads(codecs.encode([one, one], JSON, single=False)) == [one, one]
-    assert codecs.encode([one, two], JSONLINES, False).decode().splitlines() == [json.dumps(one), json.dumps(two)]
-    assert codecs.encode([one, two, []], CSV, False).decode() == "sport,0.9\nsport,0.9,tech,0.1\n\n"
+    # Lines between answers, none after the last: batch transform (AssembleWith=Line) adds one per answer.
+    assert codecs.encode([one, two], JSONLINES, False).decode() == json.dumps(one) + "\n" + json.dumps(two)
+    assert codecs.encode([one, two, []], CSV, False).decode() == "sport,0.9\nsport,0.9,tech,0.1\n"
+
+
+def test_octet_stream_is_read_as_one_utf8_text():
+    # The SageMaker Python SDK's default serializer sends `predictor.predict("a text")` this way.
+    request = codecs.decode("Le match de rugby \u00e9t\u00e9".encode(), "application/octet-stream")
+    assert request.inputs == [TextInput("Le match de rugby \u00e9t\u00e9")] and request.single
 
 
 def test_scores_follow_function_top_k_and_the_saved_threshold():

@@ -64,6 +64,10 @@ CASES = {
         lambda t, m: _tree(t, m, channels={"train": make_rows(40)}),
         ["No base model", "model_name_or_path"],
     ),
+    "script mode": (
+        lambda t, m: _tree(t, m, hyper={"sagemaker_program": '"train.py"', "sagemaker_submit_directory": '"/code"'}),
+        ["script 'train.py' (sagemaker_program", "does not run scripts", "no entry_point"],
+    ),
     "malformed hyperparameters file": (
         lambda t, m: _broken_json(_tree(t, m)),
         ["hyperparameters.json is not valid JSON", "JSON object"],

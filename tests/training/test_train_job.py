@@ -44,6 +44,33 @@ def test_model_directory_is_deployable_and_names_its_labels(finished_job):
     assert "accuracy" in meta["metrics"]["validation"] and "accuracy" in meta["metrics"]["test"]
 
 
+def test_model_files_are_readable_by_any_user(finished_job):
+    # serve may run as another uid than train did (docker run --user); a 0600 file would not load there.
+    base, _ = finished_job
+    for path in [base / "model", *(base / "model").rglob("*")]:
+        wanted = 0o555 if path.is_dir() else 0o444
+        assert path.stat().st_mode & wanted == wanted, f"{path} is {path.stat().st_mode & 0o777:04o}"
+
+
+def test_the_new_classification_head_is_one_plain_log_line(finished_job):
+    # transformers reports the freshly initialised head as a colour-coded MISSING table, which reads as an error.
+    _, result = finished_job
+    output = result.stdout + result.stderr
+    assert "LOAD REPORT" not in output and "MISSING" not in output and "\x1b[" not in output, output[:3000]
+    assert "[transformers]" not in output, output[:3000]  # nor any other warning of the loader
+    head_lines = [line for line in output.splitlines() if "new classification head" in line]
+    assert len(head_lines) == 1, output[:3000]
+
+
+def test_a_single_input_named_training_is_the_training_data(tmp_path, tiny_bert_base):
+    # The SDKs name the one input of `estimator.fit("s3://...")` `training`.
+    hyper = {**TINY_HYPERPARAMETERS, "max_steps": "2"}
+    base = make_ml_tree(tmp_path, hyper, {"training": make_rows(40), "model": tiny_bert_base})
+    result = run_train(base)
+    assert result.returncode == 0, failure_text(base) + result.stderr[-2000:]
+    assert (base / "model" / "model.safetensors").is_file()
+
+
 def test_reports_are_written_and_no_failure_is_left(finished_job):
     base, _ = finished_job
     out = base / "output" / "data"

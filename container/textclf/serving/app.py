@@ -34,6 +34,7 @@ from .limits import (
     return_memory,
 )
 from .settings import ServingSettings, load_settings
+from .transform_errors import cut_off
 
 log = logging.getLogger("textclf.serving")
 
@@ -190,6 +191,12 @@ def _register_routes(app: Flask, state: ServerState) -> None:
         stream = request.environ.get("wsgi.input")
         if stream is not None:  # runs once the answer is written, so the refusal comes before any reading
             response.call_on_close(lambda: _discard_rest(stream, DISCARD_CAP_FACTOR * env.max_payload_bytes))
+        return response
+
+    @app.after_request
+    def _fail_the_transform(response: Response) -> Response:
+        if env.batch_transform and request.path == "/invocations" and response.status_code != 200:
+            return cut_off(response, request.environ, g.get("request_id", "-"))
         return response
 
     @app.get("/ping")

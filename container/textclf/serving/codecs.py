@@ -21,6 +21,8 @@ JSONLINES = "application/jsonlines"
 CSV = "text/csv"
 TEXT = "text/plain"
 ALIASES = {"application/x-jsonlines": JSONLINES, "application/jsonl": JSONLINES, "application/x-ndjson": JSONLINES}
+# The SageMaker Python SDK's default serializer sends str as-is under this type: read it as the text it is.
+ALIASES["application/octet-stream"] = TEXT
 # --- media types ------------------------------------------------------------------------------------------------
 
 
@@ -294,8 +296,12 @@ def encode_json(results: list[Result], single: bool) -> bytes:
     return json.dumps(payload).encode()
 
 
+# JSON Lines and CSV answers put a newline between lines and none after the last: batch transform with
+# AssembleWith=Line appends one newline per answer itself, so a trailing one would leave a blank line per request.
+
+
 def encode_jsonlines(results: list[Result], single: bool) -> bytes:
-    return "".join(json.dumps(result) + "\n" for result in results).encode()
+    return "\n".join(json.dumps(result) for result in results).encode()
 
 
 def encode_csv(results: list[Result], single: bool) -> bytes:
@@ -306,7 +312,7 @@ def encode_csv(results: list[Result], single: bool) -> bytes:
     for result in results:
         entries = result if isinstance(result, list) else [result]
         writer.writerow([value for entry in entries for value in (entry["label"], repr(entry["score"]))])
-    return out.getvalue().encode()
+    return out.getvalue().removesuffix("\n").encode()
 
 
 ENCODERS: dict[str, Callable[[list[Result], bool], bytes]] = {

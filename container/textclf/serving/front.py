@@ -250,6 +250,9 @@ http {{
             proxy_pass http://model_server;
             proxy_request_buffering on;  # the whole body first: gunicorn's threads never wait on a client
             proxy_buffering on;  # the whole answer read at once, written out at the client's pace
+            # HTTP/1.1 to gunicorn: a streamed answer is chunked, so an answer cut off on purpose (a failed request
+            # in a batch transform, serving/transform_errors.py) reaches the client cut off too, not completed.
+            proxy_http_version 1.1;
             proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_connect_timeout 5s;

@@ -8,6 +8,7 @@ starts, so a missing or broken model directory is a one-line message, not a cras
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,19 @@ def _read_json(path: Path) -> dict:
     return data
 
 
+def _check_readable(model_dir: Path) -> None:
+    """Every file must be readable by the uid that serves: otherwise the loaders report a missing file instead."""
+    for path in sorted(model_dir.rglob("*")):
+        if path.is_file() and not os.access(path, os.R_OK):
+            stat = path.stat()
+            raise UserError(
+                f"Permission denied reading {path} (mode {stat.st_mode & 0o777:04o}, owner uid {stat.st_uid}) "
+                f"as uid {os.getuid()}.",
+                "Make the model files readable by the user that serves (chmod -R a+rX on the model directory), "
+                "or serve as their owner.",
+            )
+
+
 def describe_model(root: Path) -> ModelInfo:
     if not root.exists():
         raise UserError(
@@ -48,6 +62,7 @@ def describe_model(root: Path) -> ModelInfo:
             "the output of `train`.",
         )
     model_dir = find_model_dir(root)
+    _check_readable(model_dir)
     config = _read_json(model_dir / "config.json")
     id2label = {int(k): str(v) for k, v in (config.get("id2label") or {}).items()}
     labels = [id2label[i] for i in sorted(id2label)]

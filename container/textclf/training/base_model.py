@@ -17,6 +17,9 @@ from .data import LabelSet
 
 log = logging.getLogger(__name__)
 
+# Top-level modules of the sequence-classification heads (BERT family: classifier, GPT-2: score).
+HEAD_MODULES = ("classifier", "score", "pre_classifier")
+
 NO_NETWORK_REMEDY = (
     "This container has no access to the Hugging Face Hub (no network, or network isolation). Put the weights "
     "in the `model` channel: an S3 prefix holding config.json, model.safetensors and the tokenizer files."
@@ -58,14 +61,23 @@ def _unpack_archives(directory: Path) -> Path:
 def load_base(source: str, labels: LabelSet) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     try:
         tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(source))
-        model = AutoModelForSequenceClassification.from_pretrained(
-            source,
-            num_labels=len(labels.names),
-            id2label=labels.id2label,
-            label2id=labels.label2id,
-            problem_type="multi_label_classification" if labels.multi_label else "single_label_classification",
-            ignore_mismatched_sizes=True,  # a checkpoint with another head (or none) gets a fresh one
-        )
+        # transformers reports the new head as a colour-coded table of MISSING weights, which reads as an error
+        # although it is what fine-tuning expects: that report is filtered out and said in one line below. (A
+        # filter, not a level: raising that logger's level makes transformers log a tensor-parallel check.)
+        report_logger = logging.getLogger("transformers.modeling_utils")
+        report_logger.addFilter(_drop_load_report)
+        try:
+            model, loading = AutoModelForSequenceClassification.from_pretrained(
+                source,
+                num_labels=len(labels.names),
+                id2label=labels.id2label,
+                label2id=labels.label2id,
+                problem_type="multi_label_classification" if labels.multi_label else "single_label_classification",
+                ignore_mismatched_sizes=True,  # a checkpoint with another head (or none) gets a fresh one
+                output_loading_info=True,
+            )
+        finally:
+            report_logger.removeFilter(_drop_load_report)
     except OSError as exc:
         if Path(source).exists():
             raise UserError(
@@ -79,7 +91,28 @@ def load_base(source: str, labels: LabelSet) -> tuple[PreTrainedModel, PreTraine
         raise UserError(
             f"Model '{source}' cannot be loaded as a text classifier: {exc}", "Use a BERT-family or GPT-2 model."
         ) from exc
+    log.info(_loading_summary(source, len(labels.names), loading))
     return prepare_model(model, tokenizer), tokenizer
+
+
+def _drop_load_report(record: logging.LogRecord) -> bool:
+    return "LOAD REPORT" not in record.getMessage()
+
+
+def _loading_summary(source: str, num_labels: int, loading: dict) -> str:
+    """One line: the fresh head is expected; other weights initialised at random are worth a look."""
+    fresh = set(loading.get("missing_keys") or ()) | {key[0] for key in loading.get("mismatched_keys") or ()}
+    head = sorted(key for key in fresh if key.split(".")[0] in HEAD_MODULES)
+    others = sorted(fresh - set(head))
+    line = f"Loaded the base model from {source} with a new classification head for {num_labels} labels"
+    line += f" ({', '.join(head)}: initialised at random, as fine-tuning expects)" if head else ""
+    if others:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        line += f"; {len(others)} other weights were not in the checkpoint and start at random: {shown}"
+    unused = loading.get("unexpected_keys") or ()
+    if unused:
+        line += f"; {len(unused)} checkpoint weights unused (e.g. a pre-training head)"
+    return line + "."
 
 
 def default_learning_rate(model: PreTrainedModel) -> float:

@@ -22,6 +22,8 @@ log = logging.getLogger("textclf.train")
 EXIT_FAILED = 1
 EXIT_STOPPED = 128 + signal.SIGTERM  # SageMaker sends SIGKILL 120 s after SIGTERM; we are long gone by then
 FAILURE_LIMIT = 1024  # SageMaker keeps this many characters of the failure file as FailureReason
+# The SageMaker SDKs give a single unnamed input (`estimator.fit("s3://...")`) this channel name; it means `train`.
+SDK_SINGLE_CHANNEL = "training"
 
 
 def emit(line: str) -> None:
@@ -115,10 +117,14 @@ def run(paths: MLPaths, stop: threading.Event) -> int:
             "Set InstanceCount to 1 (a larger instance trains faster; multi-host is not supported yet).",
         )
     channels = read_channels(paths)
+    if "train" not in channels and SDK_SINGLE_CHANNEL in channels:
+        log.info("Training on the `%s` channel (a single input the SDK named for us).", SDK_SINGLE_CHANNEL)
+        channels["train"] = channels[SDK_SINGLE_CHANNEL]
     if "train" not in channels:
         raise UserError(
             "No `train` channel: the job's input has " + (", ".join(sorted(channels)) or "no channels") + ".",
-            "Add an input channel named `train` holding .csv or .jsonl files of texts and labels.",
+            "Add an input channel named `train` holding .csv or .jsonl files of texts and labels "
+            "(or pass a single input, which the SageMaker SDKs name `training`).",
         )
     # Heavy imports after the cheap checks, so a mistyped hyperparameter fails in a second.
     from transformers.utils import logging as transformers_logging

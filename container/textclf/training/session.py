@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..artifact import ModelMetadata
+from ..artifact import ModelMetadata, open_to_all_readers
 from ..contract import Channel, MLPaths
 from ..modeling import pick_device
 from . import faults
@@ -121,6 +121,7 @@ class TrainingSession:
             hyperparameters=self.params.as_dict(),
             metrics={key: summary.get(key) for key in ("best", "validation", "test", "steps", "stopped")},
         ).write(model_dir)
+        open_to_all_readers(model_dir)
 
     def summarise(self, result: TrainingResult, seconds: float) -> dict:
         """Final scores of the kept model, metrics.json and the plots. Skipped work when stopping: time is short."""
