@@ -63,6 +63,20 @@ def serving_rows(serving: dict, slo_ms: float) -> list[str]:
     return rows
 
 
+def variant_rows(serving: dict) -> list[str]:
+    """Every server measured, ours under each variant included: the before-and-after of a change."""
+    rows = []
+    for name, runs in serving["runs"].items():
+        rows.append(
+            f"| {name} | {_cell(runs, lambda r: r['closed']['1']['p50_ms'])} | "
+            f"{_cell(runs, lambda r: r['closed']['16']['rps'])} | "
+            f"{_cell(runs, lambda r: r['closed']['16']['p99_ms'], '{:.0f}')} | "
+            f"{_cell(runs, lambda r: r['max_rate_held'], '{:.0f}')} | "
+            f"{_cell(runs, lambda r: r['cold_start_s'], '{:.2f}')} |"
+        )
+    return rows
+
+
 def markdown(result: dict) -> str:
     m = result["machine"]
     lines = [
@@ -98,6 +112,13 @@ def markdown(result: dict) -> str:
             f"p99 {bare['p99_ms']:.1f} ms. Model weights {result['serving']['weights_mb']:.0f} MB. "
             "Medians, (min–max) over rounds when there were several.",
         ]
+        if len(result["serving"]["runs"]) > 2:
+            lines += [
+                "",
+                "| server | c=1 p50 ms | c=16 req/s | c=16 p99 ms | held req/s | cold start s |",
+                "|---|---|---|---|---|---|",
+                *variant_rows(result["serving"]),
+            ]
     return "\n".join(lines) + "\n"
 
 

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -23,11 +24,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tools"), str(REPO / "bench")]
 
 import fortunes_data  # noqa: E402
-import harness  # noqa: E402
 import train_compare  # noqa: E402
 from loadgen import ensure_oha, ensure_wrk, request_bodies  # noqa: E402
 from report import publish, write_report  # noqa: E402
-from serve_compare import BaselineServer, measure_server, ours  # noqa: E402
+from serve_compare import BaselineServer, Ours, measure_server, parse_variant  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 SIZES = {
@@ -69,11 +69,20 @@ def dataset(tokenizer_dir: Path, train_rows: int | None) -> dict:
 
 
 def serve_model(base: Path, data: dict, scratch: Path) -> Path:
-    """A MiniLM classifier trained by `train` on the quotations (one short epoch): served by both servers."""
+    """A MiniLM classifier of the 10 topics written by `train` (two steps: serving speed does not depend on how well
+    it learnt), kept under bench/results/ (ignored by git) and keyed by the model directory's format."""
+    import hashlib
+
+    key = hashlib.sha256((REPO / "container" / "textclf" / "artifact.py").read_bytes()).hexdigest()[:8]
+    cached = RESULTS / f"model-minilm-fortunes-{key}"
+    if (cached / "textclf.json").is_file():
+        return cached
     work = scratch / "serve-model"
-    settings = {**TRAINING, "epochs": 1}
-    train_compare.run_ours({**data, "train": data["train"][:320]}, base, settings, work)
-    return work / "model"
+    small = {**data, "train": data["train"][:64], "validation": data["validation"][:32]}
+    train_compare.run_ours(small, base, TRAINING, work, {"max_steps": "2"})
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(work / "model", cached)
+    return cached
 
 
 def spread(values: list[float]) -> dict:
@@ -100,10 +109,10 @@ def machine() -> dict:
     }
 
 
-def bench_serving(model: Path, data: dict, size: dict, scratch: Path) -> dict:
+def bench_serving(model: Path, data: dict, size: dict, scratch: Path, variants: list[str]) -> dict:
     import torch
 
-    tools = {"wrk": ensure_wrk(), "oha": ensure_oha()}
+    tools = {"wrk": ensure_wrk(), "oha": ensure_oha() if size["rates"] else None}
     tools["lua"], tools["bodies"] = request_bodies([row["text"] for row in data["validation"]], scratch)
     cores = len(os.sched_getaffinity(0))
     bare = subprocess.run(
@@ -113,9 +122,12 @@ def bench_serving(model: Path, data: dict, size: dict, scratch: Path) -> dict:
     floor = json.loads(bare.stdout.strip().splitlines()[-1])
     print(f"  bare forward, {floor['threads']} threads: p50 {floor['p50_ms']:.1f} ms per text", flush=True)
     servers = {
-        "ours": lambda: ours(model),
+        "ours": lambda: Ours(model),
         "baseline": lambda: BaselineServer(model, workers=cores, threads=1),
     }
+    for spec in variants:
+        tree, env = parse_variant(spec)
+        servers[f"ours[{spec}]"] = lambda tree=tree, env=env: Ours(model, tree, **env)
     runs: dict[str, list[dict]] = {name: [] for name in servers}
     for round_number in range(size["serve_rounds"]):
         for name, make in servers.items():
@@ -139,15 +151,20 @@ def main() -> None:
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-serve", action="store_true")
     parser.add_argument(
-        "--ours-from", type=Path, help="a source tree whose `serve` is measured as ours: a change before and after"
+        "--variant",
+        action="append",
+        default=[],
+        help="also serve ours with KEY=VALUE,... in its environment (key `tree`: from another checkout), in turns",
     )
+    parser.add_argument("--closed-only", action="store_true", help="no open-loop points (no oha): a quick comparison")
+    parser.add_argument("--serve-rounds", type=int, help="rounds of serving measurements (overrides the size's)")
     parser.add_argument("--publish", action="store_true", help="put the table into README.md's performance section")
     parser.add_argument("--note", default="", help="a line saying what this run measured (kept in the results)")
     args = parser.parse_args()
-    if args.ours_from:
-        harness.SERVE = args.ours_from.resolve() / "serve"
     size_name = "full" if args.full else "quick"
-    size = SIZES[size_name]
+    size = {**SIZES[size_name], **({"rates": []} if args.closed_only else {})}
+    if args.serve_rounds:
+        size["serve_rounds"] = args.serve_rounds
     started = time.monotonic()
     base = minilm()
     data = dataset(base, size["train_rows"])
@@ -161,7 +178,7 @@ def main() -> None:
         "size": size_name,
         "command": " ".join(sys.argv),
         "note": args.note,
-        "ours_from": str(args.ours_from or REPO),
+        "variants": args.variant,
         "ours_environment": {key: value for key, value in os.environ.items() if key.startswith("TEXTCLF_")},
         "machine": machine(),
         "training_settings": TRAINING,
@@ -181,7 +198,7 @@ def main() -> None:
             }
         if not args.skip_serve:
             print("serving (one text per request), servers in turns:", flush=True)
-            result["serving"] = bench_serving(serve_model(base, data, scratch), data, size, scratch)
+            result["serving"] = bench_serving(serve_model(base, data, scratch), data, size, scratch, args.variant)
     result["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     result["seconds"] = time.monotonic() - started
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -56,8 +56,25 @@ class BaselineServer:
         self.log.close()
 
 
-def ours(model_dir: Path, **env: str) -> Server:
-    return Server(model_dir, SAGEMAKER_CONTAINER_LOG_LEVEL="WARNING", **env)
+class Ours(Server):
+    """Our `serve`, from this tree or from another checkout (`tree`: a change measured before and after)."""
+
+    def __init__(self, model_dir: Path, tree: Path | None = None, **env: str) -> None:
+        super().__init__(model_dir, SAGEMAKER_CONTAINER_LOG_LEVEL="WARNING", **env)
+        self.serve = (tree or REPO) / "serve"
+
+    def start(self) -> Ours:
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        command = [sys.executable, str(self.serve)]
+        self.process = subprocess.Popen(command, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+        return self
+
+
+def parse_variant(spec: str) -> tuple[Path | None, dict[str, str]]:
+    """'KEY=VALUE,...' environment for our serve; the key `tree` names another checkout to run it from."""
+    pairs = dict(item.split("=", 1) for item in spec.split(",") if item)
+    tree = pairs.pop("tree", None)
+    return (Path(tree).resolve() if tree else None), pairs
 
 
 def resident_mb(pids: list[int]) -> float:

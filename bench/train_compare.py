@@ -29,7 +29,7 @@ def _run(command: list[str], env: dict[str, str], log: Path) -> tuple[int, float
     return process.returncode, time.monotonic() - started, usage.ru_maxrss / 1024
 
 
-def run_ours(data: dict, model: Path, settings: dict, work: Path) -> dict:
+def run_ours(data: dict, model: Path, settings: dict, work: Path, extra: dict | None = None) -> dict:
     hyper = {
         "epochs": str(settings["epochs"]),
         "per_device_batch_size": str(settings["batch"]),
@@ -38,6 +38,7 @@ def run_ours(data: dict, model: Path, settings: dict, work: Path) -> dict:
         "seed": str(settings["seed"]),
         "logging_steps": "1000000",  # one progress line, at the last step: its rate covers the whole loop
         "checkpoint_steps": "1000000",
+        **(extra or {}),
     }
     channels = {"train": data["train"], "validation": data["validation"], "model": model}
     tree = make_ml_tree(work, hyper, channels, "jsonl")

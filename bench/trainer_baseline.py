@@ -88,7 +88,8 @@ def main() -> None:
         per_device_eval_batch_size=args.batch,
         learning_rate=args.learning_rate,
         seed=args.seed,
-        group_by_length=args.group_by_length,
+        # transformers 5 spells the old group_by_length=True as this sampler
+        train_sampling_strategy="group_by_length" if args.group_by_length else "random",
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
         report_to="none",
         save_strategy="no",  # the model is written once at the end, as `train` writes it
