@@ -87,6 +87,8 @@ def markdown(result: dict) -> str:
         f"quotations from Debian's `fortunes`, {len(result['data']['topics'])} topics; token lengths "
         f"{result['data']['lengths']}.",
     ]
+    if result.get("training_from"):
+        lines += ["", f"Training results from {result['training_from']} (an earlier run of the same tool)."]
     if result.get("ours_environment"):
         lines += ["", f"Ours ran with {result['ours_environment']}."]
     if result.get("note"):

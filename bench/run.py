@@ -158,6 +158,9 @@ def main() -> None:
     )
     parser.add_argument("--closed-only", action="store_true", help="no open-loop points (no oha): a quick comparison")
     parser.add_argument("--serve-rounds", type=int, help="rounds of serving measurements (overrides the size's)")
+    parser.add_argument(
+        "--training-from", type=Path, help="take the training results of an earlier run's JSON instead of training"
+    )
     parser.add_argument("--publish", action="store_true", help="put the table into README.md's performance section")
     parser.add_argument("--note", default="", help="a line saying what this run measured (kept in the results)")
     args = parser.parse_args()
@@ -189,7 +192,10 @@ def main() -> None:
     print(f"data: {len(data['train'])} train / {len(data['validation'])} validation quotations, {data['lengths']}")
     with tempfile.TemporaryDirectory(prefix="textclf-bench-") as scratch:
         scratch = Path(scratch)
-        if not args.skip_train:
+        if args.training_from:
+            result["training"] = json.loads(args.training_from.read_text())["training"]
+            result["training_from"] = str(args.training_from)
+        elif not args.skip_train:
             print("training (1 epoch, batch 16, max_length 128), systems in turns:", flush=True)
             runs = train_compare.compare(data, base, TRAINING, size["train_rounds"], args.trainer_python, scratch)
             result["training"] = {
