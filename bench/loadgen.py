@@ -79,10 +79,11 @@ def _ms(value: str) -> float:
 
 def run_oha(oha: str, url: str, bodies: Path, rate: float, seconds: float, connections: int = 256) -> dict:
     """Requests at `rate` per second for `seconds`; latency counted from each request's scheduled send time
-    (--latency-correction), so a queue that forms in the server or the client shows up in the percentiles."""
+    (--latency-correction), so a queue that forms in the server or the client shows up in the percentiles; requests
+    still in flight at the end are waited for (-w), not counted as errors."""
     command = [
         oha, url, "--no-tui", "--output-format", "json", "-z", f"{seconds}s", "-q", str(rate),
-        "--latency-correction", "-c", str(connections), "-t", "30s", "-m", "POST",
+        "--latency-correction", "-w", "-c", str(connections), "-t", "30s", "-m", "POST",
         "-H", "Content-Type: application/json", "-Z", str(bodies),
     ]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
