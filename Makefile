@@ -8,6 +8,10 @@ PY          := $(VENV)/bin/python
 # The SageMaker Python SDK suite (tests/sdk) has a venv of its own: the SDK's pins conflict with the image's.
 SDK_HASH    := $(shell cat requirements/sdk.txt | sha256sum | cut -c1-12)
 SDK_VENV    ?= $(HOME)/.cache/sm-textclf/sdk-venv-$(SDK_HASH)
+# The benchmark's baselines (the transformers Trainer) need packages the image never gets: a venv of their own
+# that sees the dev venv's packages through a .pth file and adds requirements/bench.txt.
+BENCH_HASH  := $(shell cat requirements/image.txt requirements/dev.txt requirements/bench.txt | sha256sum | cut -c1-12)
+BENCH_VENV  ?= $(HOME)/.cache/sm-textclf/bench-$(BENCH_HASH)
 
 IMAGE       ?= sagemaker-text-classifier
 # The base for users: a pinned public PyTorch CUDA runtime image (docker/base-image.env holds the pin).
@@ -22,8 +26,8 @@ BENCH_ARGS  ?=
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv sdk-venv test test-sdk test-fast lint demo base-image image local-train local-serve predict bench lock \
-        audit clean push sagemaker-train deploy transform cleanup
+.PHONY: venv sdk-venv bench-venv test test-sdk test-fast lint demo base-image image local-train local-serve \
+        predict bench lock audit clean push sagemaker-train deploy transform cleanup
 
 venv: $(VENV)/.installed
 
@@ -41,6 +45,15 @@ $(SDK_VENV)/.installed:
 	$(PYTHON) -m venv $(SDK_VENV)
 	$(SDK_VENV)/bin/pip install --quiet --upgrade pip==25.3
 	$(SDK_VENV)/bin/pip install --quiet -r requirements/sdk.txt
+	touch $@
+
+bench-venv: $(BENCH_VENV)/.installed
+
+$(BENCH_VENV)/.installed: $(VENV)/.installed
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(PY) -c 'import site; print(site.getsitepackages()[0])' > \
+		"$$($(BENCH_VENV)/bin/python -c 'import site; print(site.getsitepackages()[0])')/textclf-dev.pth"
+	$(BENCH_VENV)/bin/pip install --quiet -r requirements/bench.txt
 	touch $@
 
 lint: venv
@@ -97,13 +110,12 @@ transform: venv
 cleanup: venv
 	$(PY) -m shipping cleanup $(SHIP_ARGS)
 
-# Serving: requests/s and p50/p99 of the real `serve` under wrk, concurrency 1 and 16, batching on and off.
-# Speed targets live here, not in tests: seconds per training step, peak memory of train with a 50 MB text,
-# then serving req/s and latency.
-bench: venv
-	$(PY) bench/train_speed.py
+# This project against what users would otherwise run (the transformers Trainer; Flask + pipeline), training and
+# serving, on real text. Quick by default; `make bench BENCH_ARGS=--full` for the full size. Targets are reported
+# in bench/results/, never asserted.
+bench: venv bench-venv
+	$(PY) bench/run.py --trainer-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
 	$(PY) bench/long_text_memory.py --mb 50
-	$(PY) bench/serve_bench.py $(BENCH_ARGS)
 
 # Known vulnerabilities in the pinned packages (dev.txt includes image.txt), from PyPI's advisory data (the
 # JSON API; AUDIT_SERVICE=osv asks api.osv.dev). Needs that service, so it is not part of `make test`. --strict

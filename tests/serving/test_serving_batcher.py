@@ -38,6 +38,16 @@ def test_plan_batches_sorts_by_length_and_respects_both_bounds():
     assert [[lengths[i] for i in b] for b in batches][-1] == [200]  # over the budget alone: still served
 
 
+def test_plan_batches_keeps_short_texts_out_of_a_long_texts_padding():
+    # Real requests: seven short quotations and one long one. Padded together, each short text would cost as much
+    # as the long one; two passes cost less.
+    lengths = [12, 9, 120, 11, 10, 14, 8, 13]
+    batches = plan_batches(lengths, max_batch_size=32, max_batch_tokens=8192)
+    assert [[lengths[i] for i in b] for b in batches] == [[8, 9, 10, 11, 12, 13, 14], [120]]
+    # Lengths close together still share one pass, however many.
+    assert len(plan_batches([30 + i % 3 for i in range(32)], max_batch_size=32, max_batch_tokens=8192)) == 1
+
+
 def test_concurrent_requests_share_batches_and_get_exactly_their_results():
     model = FakeModel()
     batcher = MicroBatcher(model, max_batch_size=8, max_batch_tokens=1000, max_delay_s=0.02)
