@@ -17,7 +17,7 @@ from pathlib import Path
 from ..contract import ProcessingPaths, log_level, processing_paths, read_processing_job
 from ..errors import UserError
 from . import scoring
-from .inputs import Columns, locate
+from .inputs import Columns, add_input_argument, locate
 from .job import CROSS_SPLIT_ACTIONS, Options, run
 from .split import RARE_ACTIONS
 
@@ -44,14 +44,7 @@ def _share(raw: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="prepare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     where = parser.add_argument_group("where (defaults: the processing job's inputs and outputs)")
-    where.add_argument(
-        "--input",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="DIR",
-        help="an input directory; repeat for several (default: each input but `model`)",
-    )
+    add_input_argument(where)
     where.add_argument(
         "--output",
         type=Path,

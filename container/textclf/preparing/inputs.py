@@ -65,6 +65,18 @@ class Locations:
     model_dir: Path | None
 
 
+def add_input_argument(parser) -> None:
+    """--input, which prepare and prepare score share (`parser`: a parser or an argument group)."""
+    parser.add_argument(
+        "--input",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="an input directory; repeat for several (default: each input but `model`)",
+    )
+
+
 def locate(
     paths: ProcessingPaths, job: ProcessingJob | None, inputs: list[Path], output: Path | None, model: Path | None
 ) -> Locations:

@@ -18,7 +18,7 @@ from ..contract import Channel, ProcessingPaths
 from ..errors import UserError
 from ..serving.inputs import DecodedRequest, Parameters, TextInput
 from ..training.readers import data_files, iter_records
-from .inputs import MODEL_INPUT, locate
+from .inputs import MODEL_INPUT, add_input_argument, locate
 
 log = logging.getLogger("textclf.score")
 
@@ -27,14 +27,7 @@ CHUNK = 2048  # rows read, scored and written at a time: memory stays flat whate
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--input",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="DIR",
-        help="an input directory; repeat for several (default: each input but `model`)",
-    )
+    add_input_argument(parser)
     parser.add_argument(
         "--output",
         type=Path,
