@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from .aws import CREATED_BY_TAG, Aws, aws_errors
 from .errors import JobFailed, ShipError
 from .state import State
-from .waiting import say, wait_until_final
+from .waiting import failure_reason, say, wait_until_final
 
 VARIANT = "AllTraffic"
 SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)  # the sizes SageMaker offers
@@ -87,9 +87,8 @@ def wait(aws: Aws, name: str, poll_seconds: float) -> None:
             poll_seconds,
         )
     if final["EndpointStatus"] != "InService":
-        reason = final.get("FailureReason") or "SageMaker gave no reason"
         raise JobFailed(
-            f"endpoint {name} is {final['EndpointStatus']}: {reason}\n"
+            f"endpoint {name} is {final['EndpointStatus']}: {failure_reason(final)}\n"
             "  Its model, config and endpoint are recorded: `python -m shipping cleanup` deletes them."
         )
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .aws import CREATED_BY_TAG, Aws, aws_errors
 from .errors import JobFailed, ShipError
-from .waiting import say, wait_until_final
+from .waiting import failure_reason, say, wait_until_final
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -158,8 +158,7 @@ def wait(aws: Aws, job_name: str, poll_seconds: float) -> dict:
             poll_seconds,
         )
     if final["TrainingJobStatus"] != "Completed":
-        reason = final.get("FailureReason") or "SageMaker gave no reason"
-        raise JobFailed(f"training job {job_name} {final['TrainingJobStatus'].lower()}: {reason}")
+        raise JobFailed(f"training job {job_name} {final['TrainingJobStatus'].lower()}: {failure_reason(final)}")
     say(f"model artifact: {final['ModelArtifacts']['S3ModelArtifacts']}")
     say("final metrics:" + (metrics_text(final, " ") or " none reported"))
     return final

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from .aws import CREATED_BY_TAG, Aws, aws_errors
 from .errors import JobFailed
-from .waiting import say, wait_until_final
+from .waiting import failure_reason, say, wait_until_final
 
 JSON_LINES = "application/jsonlines"
 
@@ -62,6 +62,7 @@ def run(aws: Aws, options: TransformOptions, poll_seconds: float) -> str:
             poll_seconds,
         )
     if final["TransformJobStatus"] != "Completed":
-        reason = final.get("FailureReason") or "SageMaker gave no reason"
-        raise JobFailed(f"transform job {options.job_name} {final['TransformJobStatus'].lower()}: {reason}")
+        raise JobFailed(
+            f"transform job {options.job_name} {final['TransformJobStatus'].lower()}: {failure_reason(final)}"
+        )
     return final["TransformOutput"]["S3OutputPath"]

@@ -28,6 +28,11 @@ def wait_until_final(
         time.sleep(poll_seconds)
 
 
+def failure_reason(description: dict) -> str:
+    """What SageMaker said went wrong, from a final description that is not the one asked for."""
+    return description.get("FailureReason") or "SageMaker gave no reason"
+
+
 def say(message: str) -> None:
     print(message, flush=True)
 
