@@ -13,9 +13,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import UserError
+from .windows import DEFAULT_MAX_CHUNKS
 
 METADATA_FILE = "textclf.json"
-FORMAT_VERSION = 1  # raised when a change would make an older `serve` misread the directory
+FORMAT_VERSION = 2  # raised when a change would make an older `serve` misread the directory
+# Version 2 added the long-text policy. A model that truncates reads the same in version 1, so it is written as 1
+# and older images still serve it; one that reads windows is refused by them instead of served truncated.
+FIRST_VERSION_OF = {"long_text": 2}
 DEFAULT_THRESHOLD = 0.5  # multi-label decision threshold when training chose none (and for foreign models)
 
 
@@ -26,6 +30,9 @@ class ModelMetadata:
     multi_label: bool = False
     threshold: float = DEFAULT_THRESHOLD  # multi-label: a label is predicted when its sigmoid score reaches this
     text_pair: bool = False  # trained on (text, text_pair) inputs
+    long_text: str = "truncate"  # textclf.windows: how texts over max_length are read (older models: truncate)
+    chunk_stride: int | None = None
+    max_chunks: int = DEFAULT_MAX_CHUNKS
     model_type: str = ""
     base_model: str = ""
     libraries: dict[str, str] = field(default_factory=dict)
@@ -34,7 +41,10 @@ class ModelMetadata:
     format_version: int = FORMAT_VERSION
 
     def write(self, model_dir: Path) -> None:
-        write_json_atomic(model_dir / METADATA_FILE, asdict(self))
+        data = asdict(self)
+        if self.long_text == "truncate":
+            data["format_version"] = min(self.format_version, FIRST_VERSION_OF["long_text"] - 1)
+        write_json_atomic(model_dir / METADATA_FILE, data)
 
     @classmethod
     def read(cls, model_dir: Path) -> ModelMetadata:

@@ -46,7 +46,7 @@ def test_a_model_from_a_newer_format_is_refused_before_serving(bert_model_dir, t
     server = Server(newer).start()
     try:
         assert wait_exit(server, 30) == 2
-        assert "has format_version 99; this image reads up to 1" in server.log
+        assert "has format_version 99; this image reads up to 2" in server.log
         assert "Traceback" not in server.log
     finally:
         server.stop()

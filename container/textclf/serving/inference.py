@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ..windows import aggregate, owners_of
 from .errors import InferenceTimeout
 from .inputs import DecodedRequest, Result
 from .limits import RequestLimits
@@ -33,16 +34,10 @@ class Inference:
         """Answers in input order, and the largest batch any of the texts rode in. `arrived` (time.perf_counter()
         when the request came in) starts the time limit's clock; by default it starts now."""
         started = time.perf_counter() if arrived is None else arrived
-        encoded: list = [None] * len(request.inputs)
-        for truncation in (True, False):
-            indices = [i for i, p in enumerate(request.parameters) if p.truncation is truncation]
-            if not indices:
-                continue
-            if len(indices) == len(request.inputs):
-                encoded = self.predictor.encode(request.inputs, truncation)
-                break
-            for i in indices:  # mixed settings (JSON Lines lines with their own parameters): one at a time
-                encoded[i] = self.predictor.encode([request.inputs[i]], truncation, offset=i)[0]
+        windows = self._encode(request)
+        # Every window is one row for the runner: windows of one text share batches with other texts, and the
+        # batch budget and the request's token bound count them all.
+        encoded = [features for per_text in windows for features in per_text]
         lengths = [len(features["input_ids"]) for features in encoded]
         if self.limits is not None:
             self.limits.check(lengths)
@@ -50,7 +45,29 @@ class Inference:
         if left is not None and left <= 0:
             raise InferenceTimeout(f"Decoding and tokenising took the whole {self.timeout_s:g} s time limit.")
         logits, largest = self.runner.predict(encoded, lengths, left)
+        if len(encoded) > len(windows):
+            logits = aggregate(logits, owners_of(windows), self.space.multi_label)
         results = [
             format_result(row, self.space, params) for row, params in zip(logits, request.parameters, strict=True)
         ]
         return results, largest
+
+    def _encode(self, request: DecodedRequest) -> list[list]:
+        """Each input's windows (one for a text that fits max_length), tokenised with its own truncation setting."""
+        if self.predictor.info.long_text.name == "truncate":  # the predictor's encode() alone: also test doubles
+            encode = self.predictor.encode
+        else:
+            encode = self.predictor.encode_windows
+        encoded: list = [None] * len(request.inputs)
+        for truncation in (True, False):
+            indices = [i for i, p in enumerate(request.parameters) if p.truncation is truncation]
+            if not indices:
+                continue
+            if len(indices) == len(request.inputs):
+                encoded = encode(request.inputs, truncation)
+                break
+            for i in indices:  # mixed settings (JSON Lines lines with their own parameters): one at a time
+                encoded[i] = encode([request.inputs[i]], truncation, offset=i)[0]
+        if encode is self.predictor.encode:
+            return [[features] for features in encoded]
+        return encoded

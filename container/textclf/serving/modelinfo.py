@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..artifact import DEFAULT_THRESHOLD, METADATA_FILE, ModelMetadata, find_model_dir
 from ..errors import UserError
+from ..windows import POLICIES, TRUNCATE, LongTextPolicy
 
 DEFAULT_MAX_LENGTH = 512
 _GENERIC_LABEL = re.compile(r"LABEL_\d+")
@@ -29,6 +30,7 @@ class ModelInfo:
     threshold: float
     text_pair: bool
     model_type: str
+    long_text: LongTextPolicy = TRUNCATE  # how texts over max_length are read: as the model was trained
 
 
 def _read_json(path: Path) -> dict:
@@ -78,7 +80,15 @@ def describe_model(root: Path) -> ModelInfo:
             labels = list(meta.labels)  # names known at training time win over LABEL_0, LABEL_1, ...
         max_length, multi_label = meta.max_length, meta.multi_label
         threshold, text_pair = meta.threshold, meta.text_pair
+        if meta.long_text not in POLICIES:
+            raise UserError(
+                f"{model_dir / METADATA_FILE} names the long-text policy {meta.long_text!r}; this image knows "
+                f"{', '.join(POLICIES)}.",
+                "Serve the model with the image version that trained it, or a newer one.",
+            )
+        long_text = LongTextPolicy(meta.long_text, meta.chunk_stride, meta.max_chunks)
     else:
+        long_text = TRUNCATE
         tokenizer_config = model_dir / "tokenizer_config.json"
         limit = _read_json(tokenizer_config).get("model_max_length") if tokenizer_config.is_file() else None
         max_length = int(limit) if isinstance(limit, (int, float)) and limit < 1e6 else int(positions)
@@ -96,4 +106,5 @@ def describe_model(root: Path) -> ModelInfo:
         float(threshold),
         text_pair,
         str(config.get("model_type", "")),
+        long_text,
     )

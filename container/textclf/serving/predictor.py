@@ -17,6 +17,7 @@ import torch
 import transformers
 
 from ..modeling import forward_logits, load_classifier, load_tokenizer
+from ..windows import Framing, content_ids, frame_windows, reads_all
 from .errors import InvalidInput
 from .inputs import TextInput
 from .modelinfo import ModelInfo
@@ -54,6 +55,8 @@ class Predictor:
         self.tokenizer = load_tokenizer(info.model_dir)
         self.model = load_classifier(info.model_dir, self.tokenizer, dtype=self.dtype).to(self.device).eval()
         self.pad_id = self.tokenizer.pad_token_id or 0
+        self.policy = info.long_text
+        self.framing = Framing.of(self.tokenizer)
         # A fast tokenizer holds Rust state that changes with the truncation settings: one caller at a time.
         self._tokenizer_lock = threading.Lock()
         num_labels = self.model.config.num_labels
@@ -96,6 +99,35 @@ class Predictor:
                     f"shorter text or set parameters.truncation to true."
                 )
         return encoded
+
+    def encode_windows(self, inputs: Sequence[TextInput], truncation: bool, offset: int = 0) -> list[list[Encoded]]:
+        """Each text's windows under the model's long-text policy. Without truncation, a text of which the policy
+        would leave out any token is refused with its length (422): head_tail then reads whole texts only up to
+        max_length tokens, chunks up to max_chunks windows."""
+        if self.policy.name == "truncate":
+            return [[features] for features in self.encode(inputs, truncation, offset)]
+        for i, item in enumerate(inputs):
+            if item.pair is not None:
+                raise InvalidInput(
+                    f"Input {offset + i} is a text pair; this model (long_text={self.policy.name}) reads single texts."
+                )
+        with self._tokenizer_lock:
+            ids = content_ids(self.tokenizer, [item.text for item in inputs])
+        content = self.limit - self.framing.specials
+        if not truncation:
+            for i, text_ids in enumerate(ids):
+                if not reads_all(len(text_ids), content, self.policy):
+                    raise InvalidInput(
+                        f"Input {offset + i} is {len(text_ids) + self.framing.specials} tokens long; this model "
+                        f"(long_text={self.policy.name}) reads at most {self._most_read(content)} tokens of a "
+                        "text. Send a shorter text or set parameters.truncation to true."
+                    )
+        return [frame_windows(text_ids, self.framing, self.limit, self.policy) for text_ids in ids]
+
+    def _most_read(self, content: int) -> int:
+        if self.policy.name != "chunks":
+            return self.limit
+        return self.policy.tokens_read(content) + self.framing.specials
 
     # --- the batcher thread -------------------------------------------------------------------------------------
 

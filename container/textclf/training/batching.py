@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from ..windows import TRUNCATE, LongTextPolicy, owners_of, text_windows
 from .data import Example, LabelSet
 
 # Batches are formed inside windows of this many batches: enough to sort by length, small enough to stay random.
@@ -20,12 +21,26 @@ LENGTH_GROUP_WINDOW = 50
 
 @dataclass
 class EncodedSet:
+    """Rows the model reads: one per text, or with a windowed long-text policy one per window, each window
+    carrying its text's target; `owners[i]` is row i's text (None: row i is text i)."""
+
     input_ids: list[list[int]]
     token_type_ids: list[list[int]] | None
     targets: list
+    owners: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+    @property
+    def text_targets(self) -> list:
+        """One target per text, in text order."""
+        if self.owners is None:
+            return self.targets
+        firsts = {}
+        for row, owner in enumerate(self.owners):
+            firsts.setdefault(owner, row)
+        return [self.targets[firsts[text]] for text in range(len(firsts))]
 
     @property
     def lengths(self) -> list[int]:
@@ -33,9 +48,19 @@ class EncodedSet:
 
 
 def encode(
-    tokenizer: PreTrainedTokenizerBase, examples: list[Example], labels: LabelSet, max_length: int
+    tokenizer: PreTrainedTokenizerBase,
+    examples: list[Example],
+    labels: LabelSet,
+    max_length: int,
+    policy: LongTextPolicy = TRUNCATE,
 ) -> EncodedSet:
     texts = [e.text for e in examples]
+    if policy.name != "truncate":  # pairs only ever truncate (hyperparameters.parse)
+        windows = text_windows(tokenizer, texts, max_length, policy)
+        owners = owners_of(windows)
+        rows = [features for per_text in windows for features in per_text]
+        targets = [labels.encode(examples[owner].label) for owner in owners]
+        return EncodedSet([f["input_ids"] for f in rows], None, targets, owners)  # single texts: type ids all 0
     pairs = [e.text_pair or "" for e in examples] if examples and examples[0].text_pair is not None else None
     encoded = tokenizer(texts, pairs, truncation=True, max_length=max_length, padding=False)
     token_types = encoded.get("token_type_ids") if pairs is not None else None

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from ..windows import TRUNCATE, LongTextPolicy
 from .readers import data_files, iter_records
 
 log = logging.getLogger(__name__)
@@ -26,12 +27,13 @@ _WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 
 # Characters kept of a text (and of its pair) per token of max_length. Tokens rarely span more than 20 characters,
 # and BERT's WordPiece makes any word over 100 characters one unknown token, so a cut text still tokenises to the
-# same first max_length tokens. The one rule that bounds what is kept: reading whole documents raises it here.
+# same first max_length tokens. The one rule that bounds what is kept; the long-text policy says how many tokens
+# are read (chunks read several windows; head_tail keeps as many characters of the text's end as well).
 CHARS_PER_TOKEN_BOUND = 100
 
 
-def text_char_limit(max_length: int) -> int:
-    return max_length * CHARS_PER_TOKEN_BOUND
+def text_char_limit(max_length: int, policy: LongTextPolicy = TRUNCATE) -> int:
+    return policy.tokens_read(max_length) * CHARS_PER_TOKEN_BOUND
 
 
 @dataclass
@@ -86,7 +88,12 @@ class LabelKinds:
 
 
 def read_channel(
-    directory: Path, text_column: str, label_column: str, text_pair_column: str | None, max_length: int
+    directory: Path,
+    text_column: str,
+    label_column: str,
+    text_pair_column: str | None,
+    max_length: int,
+    policy: LongTextPolicy = TRUNCATE,
 ) -> ChannelData:
     files = data_files(directory)
     if not files:
@@ -96,22 +103,25 @@ def read_channel(
             + (f" (found: {', '.join(present)})." if present else " (the directory is empty)."),
             "Add .csv, .tsv, .jsonl or .json files (optionally .gz) to the channel's S3 prefix.",
         )
-    data, kinds, limit = ChannelData(), LabelKinds(), text_char_limit(max_length)
+    data, kinds, limit = ChannelData(), LabelKinds(), text_char_limit(max_length, policy)
     for path in files:
         columns = (text_column, label_column, text_pair_column)
-        data.examples.extend(example for _, example in iter_examples(path, *columns, limit, data, kinds))
+        rows = iter_examples(path, *columns, limit, data, kinds, keep_tail=policy.keeps_tail)
+        data.examples.extend(example for _, example in rows)
     kinds.check(directory.name)
     if data.skipped:
         details = ", ".join(f"{count} with {reason}" for reason, count in sorted(data.skipped.items()))
         log.warning("Channel '%s': skipped %d rows (%s).", directory.name, sum(data.skipped.values()), details)
     if data.cut:
         log.warning(
-            "Channel '%s': cut %d text(s) longer than %d characters to that length (max_length %d tokens never "
-            "needs more).",
+            "Channel '%s': cut %d text(s) longer than %d characters to that length%s (max_length %d tokens with "
+            "long_text=%s never needs more).",
             directory.name,
             data.cut,
             limit,
+            ", keeping as many of their last characters" if policy.keeps_tail else "",
             max_length,
+            policy.name,
         )
     if not data.examples:
         raise UserError(
@@ -130,9 +140,11 @@ def iter_examples(
     limit: int,
     data: ChannelData,
     kinds: LabelKinds,
+    keep_tail: bool = False,
 ) -> Iterator[tuple[int, Example]]:
-    """(line, example) for each usable row of one file, texts cut at `limit` characters; rows without a text or a
-    label are counted in `data.skipped`, label kinds noted in `kinds`. The rules `train` and `prepare` share."""
+    """(line, example) for each usable row of one file, texts cut at `limit` characters (with `keep_tail`, also
+    their last `limit` characters); rows without a text or a label are counted in `data.skipped`, label kinds noted
+    in `kinds`. The rules `train` and `prepare` share."""
     for index, (line, record) in enumerate(iter_records(path)):
         if not isinstance(record, dict):
             raise UserError(
@@ -142,7 +154,7 @@ def iter_examples(
         if index == 0:  # columns are checked on each file's first row; later gaps count as bad rows
             _check_columns(path, record, text_column, label_column, text_pair_column)
         label = _coerce_label(record.get(label_column), f"{path.name} line {line}", kinds)
-        example = _example(record, text_column, text_pair_column, label, limit, data)
+        example = _example(record, text_column, text_pair_column, label, limit, data, keep_tail)
         if example is not None:
             yield line, example
 
@@ -160,18 +172,25 @@ def _check_columns(path: Path, record: dict, text_column: str, label_column: str
             )
 
 
-def _kept_text(value: object, limit: int, data: ChannelData) -> str:
+def _kept_text(value: object, limit: int, data: ChannelData, keep_tail: bool = False) -> str:
     text = "" if value is None else str(value).strip()
-    if len(text) > limit:
+    if len(text) > (2 * limit if keep_tail else limit):
         data.cut += 1
-        return text[:limit]
+        # The middle goes: each kept end still tokenises to the same first (last) max_length tokens.
+        return text[:limit] + " " + text[-limit:] if keep_tail else text[:limit]
     return text
 
 
 def _example(
-    record: dict, text_column: str, pair_column: str | None, label: Label | None, limit: int, data: ChannelData
+    record: dict,
+    text_column: str,
+    pair_column: str | None,
+    label: Label | None,
+    limit: int,
+    data: ChannelData,
+    keep_tail: bool = False,
 ) -> Example | None:
-    text = _kept_text(record.get(text_column), limit, data)
+    text = _kept_text(record.get(text_column), limit, data, keep_tail)
     if not text:
         data.skipped["empty text"] += 1
         return None

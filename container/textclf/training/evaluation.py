@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..modeling import forward_logits
+from ..windows import aggregate
 from .batching import EncodedSet, collate, evaluation_batches
 
 
@@ -55,24 +56,28 @@ class Evaluator:
         model = self.model
         was_training = model.training
         model.eval()
-        losses, all_logits, order = [], [], []
+        all_logits, order = [], []
         try:
             for indices in evaluation_batches(data.lengths, self.batch_size):
                 if should_stop():
                     raise EvaluationInterrupted
                 batch = collate(data, indices, self.pad_token_id, self.multi_label)
                 batch = {k: v.to(self.device) for k, v in batch.items()}
-                labels = batch.pop("labels")
+                batch.pop("labels")
                 with self.autocast():
                     logits = forward_logits(model, batch)
-                losses.append(loss_fn(logits, labels, self.multi_label, reduction="none").cpu())
                 all_logits.append(logits.float().cpu())
                 order.extend(indices)
         finally:
             model.train(was_training)
-        logits = torch.cat(all_logits).numpy()
-        targets = np.asarray([data.targets[i] for i in order])
-        metrics = {"loss": float(torch.cat(losses).mean())}
+        rows = torch.empty((len(order), all_logits[0].shape[-1]))
+        rows[torch.tensor(order)] = torch.cat(all_logits)
+        if data.owners is not None:  # one answer per text, as `serve` gives it
+            rows = torch.tensor(aggregate(rows.tolist(), data.owners, self.multi_label))
+        targets_list = data.text_targets
+        labels = torch.tensor(targets_list, dtype=torch.float if self.multi_label else torch.long)
+        metrics = {"loss": float(loss_fn(rows, labels, self.multi_label))}
+        logits, targets = rows.numpy(), np.asarray(targets_list)
         if self.multi_label:
             predicted = (1 / (1 + np.exp(-logits)) >= self.threshold).astype(int)
             metrics.update(_multi_label_scores(predicted, targets.astype(int)))

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..artifact import DEFAULT_THRESHOLD
 from ..errors import UserError
+from ..windows import DEFAULT_MAX_CHUNKS, POLICIES, LongTextPolicy
 
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -31,7 +32,17 @@ class Hyperparameters:
     text_column: str = _hp("text", "column (CSV) or key (JSON Lines) holding the text")
     text_pair_column: str | None = _hp(None, "column holding a second text, for sentence-pair tasks")
     label_column: str = _hp("label", "column holding the label: a string, an integer, or a list (multi-label)")
-    max_length: int = _hp(256, "tokens per text; longer texts are truncated", minimum=8)
+    max_length: int = _hp(256, "tokens per window; longer texts are read by the `long_text` policy", minimum=8)
+    long_text: str = _hp(
+        "truncate",
+        "texts over max_length: the first tokens, the first and last tokens, or overlapping windows; saved with "
+        "the model and applied by `serve`",
+        choices=POLICIES,
+    )
+    chunk_stride: int | None = _hp(
+        None, "chunks: tokens between window starts; unset: three quarters of a window (a quarter overlaps)", minimum=1
+    )
+    max_chunks: int = _hp(DEFAULT_MAX_CHUNKS, "chunks: most windows read per text (the first ones)", minimum=1)
     validation_split: float = _hp(0.1, "share of `train` held out when no `validation` channel exists", minimum=0)
     multi_label: bool | None = _hp(None, "labels are lists (sigmoid per label); inferred from the data if unset")
     multi_label_threshold: float = _hp(
@@ -59,6 +70,10 @@ class Hyperparameters:
     logging_steps: int = _hp(50, "optimiser steps between progress lines", minimum=1)
     # Checkpoints (spot training)
     checkpoint_steps: int = _hp(500, "optimiser steps between checkpoints (also written at every epoch end)", minimum=1)
+
+    @property
+    def long_text_policy(self) -> LongTextPolicy:
+        return LongTextPolicy(self.long_text, self.chunk_stride, self.max_chunks)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -151,6 +166,12 @@ def parse(raw: Mapping[str, str]) -> Hyperparameters:
         raise UserError(
             f"Hyperparameter 'multi_label_threshold' is {params.multi_label_threshold:g}; it must lie between 0 and 1.",
             f"Set it to a probability such as {DEFAULT_THRESHOLD}.",
+        )
+    if params.long_text != "truncate" and params.text_pair_column:
+        raise UserError(
+            f"Hyperparameter 'long_text' is '{params.long_text}', which reads single texts; this job has text pairs "
+            f"('text_pair_column' is '{params.text_pair_column}').",
+            "Use long_text=truncate for sentence-pair tasks.",
         )
     return params
 

@@ -67,7 +67,8 @@ class TrainingSession:
 
     def _read(self, channel: Channel) -> ChannelData:
         p = self.params
-        return read_channel(channel.path, p.text_column, p.label_column, p.text_pair_column, p.max_length)
+        columns = (p.text_column, p.label_column, p.text_pair_column)
+        return read_channel(channel.path, *columns, p.max_length, p.long_text_policy)
 
     def _validation_set(self, examples: list[Example], channel: Channel | None) -> tuple[list[Example], list[Example]]:
         if channel is not None:
@@ -78,7 +79,7 @@ class TrainingSession:
         return split_validation(examples, self.params.validation_split, self.params.seed)
 
     def _encode(self, examples: list[Example]) -> EncodedSet:
-        return encode(self.tokenizer, examples, self.labels, self.params.max_length)
+        return encode(self.tokenizer, examples, self.labels, self.params.max_length, self.params.long_text_policy)
 
     # -- the loop ------------------------------------------------------------------------------------------------
 
@@ -115,6 +116,9 @@ class TrainingSession:
             multi_label=self.labels.multi_label,
             threshold=self.params.multi_label_threshold,
             text_pair=self.params.text_pair_column is not None,
+            long_text=self.params.long_text,
+            chunk_stride=self.params.chunk_stride,
+            max_chunks=self.params.max_chunks,
             model_type=self.model.config.model_type,
             base_model=self.source,
             libraries=library_versions(),
