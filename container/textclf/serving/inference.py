@@ -40,7 +40,7 @@ class Inference:
         encoded = [features for per_text in windows for features in per_text]
         lengths = [len(features["input_ids"]) for features in encoded]
         if self.limits is not None:
-            self.limits.check(lengths)
+            self.limits.check(lengths, len(windows))
         left = None if self.timeout_s is None else started + self.timeout_s - time.perf_counter()
         if left is not None and left <= 0:
             raise InferenceTimeout(f"Decoding and tokenising took the whole {self.timeout_s:g} s time limit.")
@@ -54,10 +54,8 @@ class Inference:
 
     def _encode(self, request: DecodedRequest) -> list[list]:
         """Each input's windows (one for a text that fits max_length), tokenised with its own truncation setting."""
-        if self.predictor.info.long_text.name == "truncate":  # the predictor's encode() alone: also test doubles
-            encode = self.predictor.encode
-        else:
-            encode = self.predictor.encode_windows
+        windowed = self.predictor.info.long_text.name != "truncate"  # else encode() alone: also test doubles
+        encode = self.predictor.encode_windows if windowed else self.predictor.encode
         encoded: list = [None] * len(request.inputs)
         for truncation in (True, False):
             indices = [i for i, p in enumerate(request.parameters) if p.truncation is truncation]
@@ -68,6 +66,4 @@ class Inference:
                 break
             for i in indices:  # mixed settings (JSON Lines lines with their own parameters): one at a time
                 encoded[i] = encode([request.inputs[i]], truncation, offset=i)[0]
-        if encode is self.predictor.encode:
-            return [[features] for features in encoded]
-        return encoded
+        return encoded if windowed else [[features] for features in encoded]

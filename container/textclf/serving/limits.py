@@ -38,11 +38,14 @@ LARGE_REQUEST_TEXTS = 10_000
 class RequestLimits:
     max_tokens: int  # tokens (special tokens included) of all texts of one request
 
-    def check(self, lengths: Sequence[int]) -> None:
+    def check(self, lengths: Sequence[int], texts: int | None = None) -> None:
+        """`lengths`: the tokens of every window the model reads (one per text unless long texts are windowed)."""
         total = sum(lengths)
         if total > self.max_tokens:
+            texts = len(lengths) if texts is None else texts
+            windows = f" ({len(lengths)} windows)" if len(lengths) != texts else ""
             raise PayloadTooLarge(
-                f"The request's {len(lengths)} texts hold {total} tokens; this server scores at most "
+                f"The request's {texts} texts{windows} hold {total} tokens; this server scores at most "
                 f"{self.max_tokens} tokens per request within its time limit (TEXTCLF_MAX_REQUEST_TOKENS). "
                 "Send fewer texts per request, or raise TEXTCLF_MAX_REQUEST_TOKENS with SAGEMAKER_MODEL_SERVER_TIMEOUT."
             )

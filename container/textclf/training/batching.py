@@ -33,6 +33,10 @@ class EncodedSet:
         return len(self.input_ids)
 
     @property
+    def text_count(self) -> int:
+        return len(self) if self.owners is None else len(set(self.owners))
+
+    @property
     def text_targets(self) -> list:
         """One target per text, in text order."""
         if self.owners is None:

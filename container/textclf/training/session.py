@@ -59,6 +59,12 @@ class TrainingSession:
             params.multi_label_threshold,
         )
         self.trainer = Trainer(task, params, self.device, CheckpointStore(paths.checkpoints_dir), stop, emit)
+        if task.train_data.owners is not None:
+            self.emit(
+                f"Long texts read as {params.long_text}: {len(task.train_data)} training windows of "
+                f"{len(train_examples)} texts"
+                + (f", at most {params.max_chunks} per text." if params.long_text == "chunks" else ".")
+            )
         self.emit(
             f"Data: {len(train_examples)} training and {len(validation)} validation texts, "
             f"{len(self.labels.names)} labels ({'multi-label' if self.labels.multi_label else 'single-label'}); "
@@ -145,8 +151,8 @@ class TrainingSession:
         """Score the kept model on validation and test into `summary`; the validation confusion matrix, if any."""
         test_data = self._encode(self.test_examples) if self.test_examples else None
         self.emit(
-            f"Final evaluation of the kept model on {len(self.eval_data) if self.eval_data else 0} "
-            f"validation and {len(test_data) if test_data else 0} test texts."
+            f"Final evaluation of the kept model on {self.eval_data.text_count if self.eval_data else 0} "
+            f"validation and {test_data.text_count if test_data else 0} test texts."
         )
         confusion = None
         try:
