@@ -93,7 +93,9 @@ class Framing:
 
 def content_ids(tokenizer, texts: Sequence[str]) -> list[list[int]]:
     """Each text's tokens without special tokens, whole: the windows are cut from them."""
-    return tokenizer(list(texts), add_special_tokens=False, truncation=False, return_attention_mask=False)["input_ids"]
+    return tokenizer(
+        list(texts), add_special_tokens=False, truncation=False, return_attention_mask=False, verbose=False
+    )["input_ids"]
 
 
 def frame_windows(ids: Sequence[int], framing: Framing, max_length: int, policy: LongTextPolicy) -> list[dict]:
