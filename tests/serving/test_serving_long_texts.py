@@ -37,8 +37,8 @@ def long_rows(count: int, seed: int) -> list[dict]:
 def _train(tmp_path_factory, name: str, base_model, **hyper: str):
     base = make_ml_tree(
         tmp_path_factory.mktemp(name),
-        {**TINY_HYPERPARAMETERS, "epochs": "3", **hyper},
-        {"train": long_rows(240, seed=1), "validation": long_rows(40, seed=2), "model": base_model},
+        {**TINY_HYPERPARAMETERS, **hyper},
+        {"train": long_rows(120, seed=1), "validation": long_rows(40, seed=2), "model": base_model},
         channel_format="jsonl",
     )
     result = run_train(base)
