@@ -12,6 +12,7 @@ import pytest
 import torch
 from harness import Server, make_ml_tree, run_train
 from sample_data import TOPICS, make_text
+from textclf.artifact import ModelMetadata
 from tiny_models import TINY_HYPERPARAMETERS
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -160,6 +161,8 @@ def test_a_one_window_text_answers_exactly_as_the_truncate_model(chunked, tmp_pa
         for text in short:  # one text per request: the same batch of one on both servers
             body = {"inputs": text, "parameters": {"top_k": None}}
             assert server.post(body).json() == truncating.post(body).json()
+        over = {"inputs": " ".join(["rain"] * 100), "parameters": {"truncation": False}}
+        assert "the model's limit is 64 tokens" in truncating.post(over).text  # truncate keeps its meaning
         long_text = long_rows(40, seed=5)[-1]["text"]
         assert (
             server.post({"inputs": long_text}).json()
@@ -169,9 +172,10 @@ def test_a_one_window_text_answers_exactly_as_the_truncate_model(chunked, tmp_pa
         truncating.stop()
 
 
-def test_a_truncate_model_is_written_as_format_version_1(bert_model_dir):
-    meta = json.loads((bert_model_dir / "textclf.json").read_text())
-    assert meta["long_text"] == "truncate" and meta["format_version"] == 1  # older images still serve it
+def test_a_truncate_model_is_written_as_format_version_1(tmp_path):
+    ModelMetadata(labels=["a", "b"], max_length=64, long_text="truncate").write(tmp_path)
+    meta = json.loads((tmp_path / "textclf.json").read_text())
+    assert meta["format_version"] == 1  # older images still serve it: they read it the same way
 
 
 def test_head_tail_serves_the_first_and_last_tokens(tmp_path_factory, tiny_bert_base):

@@ -90,3 +90,10 @@ def test_every_hyperparameter_is_documented():
     rows = describe()
     assert {name for name, _, _ in rows} == set(Hyperparameters.__dataclass_fields__)
     assert all(meaning for _, _, meaning in rows)
+
+
+def test_long_texts_are_read_as_chunks_unless_the_task_has_text_pairs():
+    assert parse({}).long_text == "chunks"
+    assert parse({"text_pair_column": "answer"}).long_text == "truncate"  # pairs are cut to max_length
+    with pytest.raises(UserError, match="reads single texts"):
+        parse({"text_pair_column": "answer", "long_text": "head_tail"})

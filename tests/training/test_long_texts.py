@@ -10,6 +10,7 @@ import pytest
 from harness import TRAIN, make_ml_tree, run_train, train_env
 from sample_data import TOPICS, make_rows, write_rows
 from textclf.training.data import read_channel, text_char_limit
+from textclf.training.hyperparameters import Hyperparameters
 from tiny_models import TINY_HYPERPARAMETERS
 from transformers import AutoTokenizer
 
@@ -56,7 +57,7 @@ def test_train_reads_a_two_megabyte_text(fmt, tmp_path, tiny_bert_base):
     write_rows(base / "input" / "data" / "train" / f"train.{fmt}", rows, fmt)
     result = run_train(base)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    limit = text_char_limit(int(TINY_HYPERPARAMETERS["max_length"]))
+    limit = text_char_limit(int(TINY_HYPERPARAMETERS["max_length"]), Hyperparameters().long_text_policy)
     assert f"Channel 'train': cut 1 text(s) longer than {limit} characters" in result.stderr
 
 

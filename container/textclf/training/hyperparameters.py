@@ -34,7 +34,7 @@ class Hyperparameters:
     label_column: str = _hp("label", "column holding the label: a string, an integer, or a list (multi-label)")
     max_length: int = _hp(256, "tokens per window; longer texts are read by the `long_text` policy", minimum=8)
     long_text: str = _hp(
-        "truncate",
+        "chunks",
         "texts over max_length: the first tokens, the first and last tokens, or overlapping windows; saved with "
         "the model and applied by `serve`",
         choices=POLICIES,
@@ -156,6 +156,8 @@ def parse(raw: Mapping[str, str]) -> Hyperparameters:
             )
         spec = declared[name]
         values[name] = _convert(name, text, str(spec.type), spec.metadata)
+    if values.get("text_pair_column") and "long_text" not in values:
+        values["long_text"] = "truncate"  # pairs are always cut to max_length; only an explicit choice is refused
     params = Hyperparameters(**values)
     if params.validation_split >= 1:
         raise UserError(
