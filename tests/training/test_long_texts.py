@@ -11,6 +11,7 @@ from harness import TRAIN, make_ml_tree, run_train, train_env
 from sample_data import TOPICS, make_rows, write_rows
 from textclf.training.data import read_channel, text_char_limit
 from textclf.training.hyperparameters import Hyperparameters
+from textclf.windows import LongTextPolicy, text_windows
 from tiny_models import TINY_HYPERPARAMETERS
 from transformers import AutoTokenizer
 
@@ -83,3 +84,17 @@ def test_a_twenty_megabyte_line_costs_little_memory(tmp_path, tiny_bert_base):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     peak_mib = int(result.stdout.split()[-1]) / 1024
     assert peak_mib < 1500, f"peak RSS {peak_mib:.0f} MiB"
+
+
+@pytest.mark.parametrize("policy", ["head_tail", "chunks"])
+def test_a_cut_text_gives_the_windows_of_the_whole_text(policy, tiny_bert_base, tmp_path):
+    """What is kept of a very long text (head_tail: its start and its end) reads as the whole text would."""
+    topics = ["sport", "weather", "finance", "tech"]
+    whole = " ".join(" ".join(TOPICS[topics[i % 4]]) for i in range(20_000))  # ~1 MB, words varying along it
+    (tmp_path / "d.jsonl").write_text(json.dumps({"text": whole, "label": "a"}) + "\n")
+    chosen = LongTextPolicy(policy, max_chunks=4)
+    data = read_channel(tmp_path, "text", "label", None, MAX_LENGTH, chosen)
+    assert data.cut == 1 and len(data.examples[0].text) < len(whole)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_base)
+    kept = text_windows(tokenizer, [data.examples[0].text], MAX_LENGTH, chosen)
+    assert kept == text_windows(tokenizer, [whole], MAX_LENGTH, chosen)
