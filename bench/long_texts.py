@@ -156,6 +156,27 @@ def serving_cost(model_dirs: dict[str, Path], documents: list[str], short: list[
             server.stop()
 
 
+def untrained_models(model: Path, work: Path, policies: list[str]) -> dict[str, Path]:
+    """MiniLM with a fresh classification head, saved as `train` saves a model, once per policy: serving cost does
+    not depend on the weights, so `--serving-only` measures it without training."""
+    from textclf.artifact import ModelMetadata
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    labels = list(TOPICS)
+    classifier = AutoModelForSequenceClassification.from_pretrained(
+        model, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)}
+    )
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    dirs = {}
+    for policy in policies:
+        out = work / f"untrained-{policy}"
+        classifier.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        ModelMetadata(labels=labels, max_length=MAX_LENGTH, long_text=policy).write(out)
+        dirs[policy] = out
+    return dirs
+
+
 def aggregation_rules(model_dir: Path, test: list[dict]) -> dict:
     """Accuracy of the chunked model under each single-label aggregation, from the same per-window logits."""
     import torch
@@ -195,6 +216,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=2)
     parser.add_argument("--policies", default="truncate,head_tail,chunks")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--serving-only", action="store_true", help="no training: serving cost of each policy")
+    parser.add_argument("--rounds", type=int, default=3, help="serving cost: best of this many rounds")
     args = parser.parse_args()
     from transformers import AutoTokenizer
 
@@ -210,6 +233,13 @@ def main() -> None:
     )
     report: dict = {"documents": {"train": len(rows), "test": len(test), "tokens_median": statistics.median(lengths)}}
     policies = args.policies.split(",")
+    if args.serving_only:
+        with tempfile.TemporaryDirectory(prefix="long-texts-") as scratch:
+            dirs = untrained_models(model, Path(scratch), policies)
+            costs = serving_cost(dirs, [r["text"] for r in test], short, args.rounds)
+        for policy, cost in costs.items():
+            print(f"| {policy} | {cost['long_docs_per_s']} | {cost['short_texts_per_s']} |")
+        return
     with tempfile.TemporaryDirectory(prefix="long-texts-") as scratch:
         model_dirs = {}
         for policy in policies:
