@@ -306,6 +306,14 @@ class ServingEnvironment:
     log_level: str = variable(
         "SAGEMAKER_CONTAINER_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING, ERROR (or 10-50)", _log_level
     )
+    program: str | None = variable(
+        "SAGEMAKER_PROGRAM", None, "the inference script (inference hooks), in SAGEMAKER_SUBMIT_DIRECTORY",
+        text, "model/code/inference.py when it exists",
+    )  # fmt: skip
+    submit_directory: str | None = variable(
+        "SAGEMAKER_SUBMIT_DIRECTORY", None, "directory holding SAGEMAKER_PROGRAM (set by the SDK's Model)",
+        text, "model/code",
+    )  # fmt: skip
 
     @property
     def max_payload_bytes(self) -> int:
