@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ from harness import Server
 from sample_data import SAMPLE_TEXTS
 
 LABELS = {"finance", "sport", "tech", "weather"}
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "inference" / "inference.py"
 
 
 def with_code(model_dir: Path, target: Path, script: str, name: str = "inference.py") -> Path:
@@ -335,3 +337,47 @@ def test_an_answer_output_fn_cannot_return_is_a_500_naming_it(bert_model_dir, tm
         answer = server.post(json.dumps("x"))
         assert answer.status_code == 500
         assert answer.json()["error"] == "output_fn returned dict; return bytes, str or (body, content_type)."
+
+
+SLOW_PREDICT = """
+    import time
+
+    def predict_fn(data, model):
+        time.sleep(1.5)  # requests stay in flight while SIGTERM arrives
+        return [{"label": "late", "score": 1.0} for _ in data.inputs]
+"""
+
+
+def test_sigterm_drains_requests_in_flight_in_hooks(bert_model_dir, tmp_path):
+    model = with_code(bert_model_dir, tmp_path / "model", SLOW_PREDICT)
+    server = Server(model).start().wait_ready()
+    try:
+
+        def call(i: int) -> requests.Response:
+            return requests.post(f"{server.url}/invocations", json={"inputs": f"text {i}"}, timeout=30)
+
+        with ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(call, i) for i in range(4)]
+            time.sleep(0.5)
+            assert not any(f.done() for f in futures)
+            server.session.close()
+            server.process.send_signal(signal.SIGTERM)
+            answers = [f.result() for f in futures]
+        assert [a.status_code for a in answers] == [200] * 4
+        assert all(a.json() == [{"label": "late", "score": 1.0}] for a in answers)
+        assert wait_exit(server, 25) == 0
+    finally:
+        server.stop()
+
+
+def test_the_example_inference_script_serves_its_own_formats(bert_model_dir, tmp_path):
+    model = with_code(bert_model_dir, tmp_path / "model", EXAMPLE.read_text())
+    with serving(model) as server:
+        answer = server.post({"reviews": [SAMPLE_TEXTS["sport"], SAMPLE_TEXTS["finance"]]})
+        assert answer.status_code == 200, answer.text
+        answers = answer.json()["answers"]
+        assert len(answers) == 2 and all(a["label"] in LABELS | {"unsure"} for a in answers)
+        assert all(a["label"] == "unsure" or a["score"] >= 0.5 for a in answers)
+        refused = server.post({"inputs": "the built-in shape"})
+        assert refused.status_code == 400
+        assert refused.json()["error"] == 'input_fn could not read the request: send {"reviews": ["text", ...]}'
