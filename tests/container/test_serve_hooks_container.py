@@ -6,11 +6,12 @@ from __future__ import annotations
 import shutil
 import textwrap
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
 import requests
-from docker_support import ARBITRARY_USER, ServingContainer, container_state, logs, open_to_any_user
+from docker_support import ARBITRARY_USER, ServingContainer, container_state, docker, logs, open_to_any_user
 from sample_data import make_rows
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(900)]
@@ -79,3 +80,71 @@ def test_a_raising_hook_answers_500_naming_it_and_an_import_error_stops_the_cont
     state = container_state(server.name)
     assert not state["Running"] and state["ExitCode"] != 0
     assert "No module named 'textclf_missing_dependency'" in logs(server.name)
+
+
+def write_wheel(directory: Path, name: str, module_source: str) -> Path:
+    """A pure-Python wheel made by hand (no build backend, no network): one module and its metadata."""
+    dist = f"{name}-1.0.dist-info"
+    files = {
+        f"{name}/__init__.py": module_source,
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: textclf-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    files[f"{dist}/RECORD"] = "".join(f"{path},,\n" for path in [*files, f"{dist}/RECORD"])
+    wheel = directory / f"{name}-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+    return wheel
+
+
+def test_requirements_install_from_shipped_wheels_without_network_or_stop_the_container(
+    image, containers, served_model, tmp_path
+):
+    script = """
+        import textclf_hook_dependency
+
+        def output_fn(prediction, accept):
+            return textclf_hook_dependency.WORD
+    """
+    model = with_code(served_model, tmp_path / "model", script)
+    (model / "code" / "requirements.txt").write_text("textclf_hook_dependency==1.0\n")
+    (model / "code" / "wheels").mkdir()
+    write_wheel(model / "code" / "wheels", "textclf_hook_dependency", 'WORD = "from a shipped wheel"\n')
+    open_to_any_user(model)
+    # No network at all, as an endpoint with network isolation: the answer is read from inside the container.
+    name = containers.name("serve-hooks-wheels")
+    docker(
+        "run", "--detach", "--name", name, "--network", "none", "--volume", f"{model}:/opt/ml/model:ro", image, "serve"
+    )
+    probe = textwrap.dedent(
+        """
+        import time, urllib.request
+        for _ in range(240):
+            try:
+                urllib.request.urlopen("http://127.0.0.1:8080/ping", timeout=2)
+                break
+            except Exception:
+                time.sleep(0.5)
+        request = urllib.request.Request("http://127.0.0.1:8080/invocations", data=b'{"inputs": "x"}',
+                                         headers={"Content-Type": "application/json"})
+        print(urllib.request.urlopen(request, timeout=60).read().decode())
+        """
+    )
+    answer = docker("exec", name, "python3", "-c", probe, timeout=180)
+    assert answer.stdout.strip() == "from a shipped wheel", logs(name)[-3000:]
+    assert "serve: installed /opt/ml/model/code/requirements.txt" in logs(name)
+
+    (model / "code" / "requirements.txt").write_text("textclf_hook_dependency==1.0\ntextclf-not-shipped-anywhere==9\n")
+    name = containers.name("serve-hooks-nowheel")
+    docker(
+        "run", "--detach", "--name", name, "--network", "none", "--volume", f"{model}:/opt/ml/model:ro", image, "serve"
+    )
+    deadline = time.monotonic() + 120
+    while container_state(name)["Running"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    state = container_state(name)
+    assert not state["Running"] and state["ExitCode"] == 2, logs(name)[-3000:]
+    output = logs(name)
+    assert "serve: cannot start: pip could not install /opt/ml/model/code/requirements.txt" in output
+    assert "Ship the wheels in /opt/ml/model/code (or its wheels/)" in output

@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     ).parse_args(argv)
     try:
         nginx = check()
+        script = user_code.locate(serving_environment(), ml_paths().model_dir)
+        if script is not None and user_code.install_requirements(script):
+            print(f"serve: installed {script.parent / user_code.REQUIREMENTS}", file=sys.stderr, flush=True)
     except UserError as exc:
         print(f"serve: cannot start: {exc.cause} {exc.remedy}", file=sys.stderr, flush=True)
         return EXIT_USAGE

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,9 @@ CODE_DIR = "code"
 # The hooks and how many arguments each takes; the toolkits also pass a context as one more, when asked for.
 HOOKS = {"model_fn": 1, "input_fn": 2, "predict_fn": 2, "output_fn": 2, "transform_fn": 4}
 CHAIN = ("input_fn", "predict_fn", "output_fn")
+REQUIREMENTS = "requirements.txt"
+WHEELS_DIR = "wheels"  # besides the code directory itself, where shipped wheels are looked for
+PIP_TAIL_LINES = 6
 REPACK_ADVICE = (
     "Put the script in the model archive as code/inference.py (the SDK does so with framework_version 1.2 or later), "
     "or point SAGEMAKER_SUBMIT_DIRECTORY at a directory in the container."
@@ -62,6 +66,42 @@ def check_syntax(script: Path) -> None:
         ) from None
     except (OSError, ValueError) as exc:
         raise UserError(f"Cannot read {script}: {exc}.", "Make the inference script a readable Python file.") from None
+
+
+def install_requirements(script: Path) -> bool:
+    """pip-install the requirements.txt beside the script, once, before any worker starts (as the toolkits do).
+
+    First from the wheels shipped in the code directory (or its wheels/) and what is already installed, with no
+    index: that is all a network-isolated endpoint has. Only if that fails, from the package index as well.
+    Returns whether there was a file to install."""
+    requirements = script.parent / REQUIREMENTS
+    if not requirements.is_file():
+        return False
+    links = [str(d) for d in (script.parent, script.parent / WHEELS_DIR) if d.is_dir()]
+    base = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--no-input",
+        "--disable-pip-version-check",
+        "-r",
+        str(requirements),
+    ]
+    base += [arg for link in links for arg in ("--find-links", link)]
+    offline = subprocess.run([*base, "--no-index"], capture_output=True, text=True)
+    if offline.returncode == 0:
+        return True
+    online = subprocess.run([*base, "--retries", "1", "--timeout", "15"], capture_output=True, text=True)
+    if online.returncode == 0:
+        return True
+    tail = " | ".join(line for line in (online.stderr or online.stdout).strip().splitlines()[-PIP_TAIL_LINES:])
+    raise UserError(
+        f"pip could not install {requirements} (exit {online.returncode}): {tail}",
+        f"Ship the wheels in {script.parent} (or its {WHEELS_DIR}/) for an endpoint without network access "
+        f"(`pip download -r {REQUIREMENTS} -d {WHEELS_DIR} --only-binary :all:` on a machine like the image's), "
+        "or fix the requirement.",
+    )
 
 
 @dataclass(frozen=True)
