@@ -381,3 +381,29 @@ def test_the_example_inference_script_serves_its_own_formats(bert_model_dir, tmp
         refused = server.post({"inputs": "the built-in shape"})
         assert refused.status_code == 400
         assert refused.json()["error"] == 'input_fn could not read the request: send {"reviews": ["text", ...]}'
+
+
+LIFECYCLE = """
+    CALLS = []
+
+    def pre_model_fn(model_dir):
+        CALLS.append("pre_model_fn")
+
+    def model_fn(model_dir):
+        CALLS.append("model_fn")
+        return CALLS
+
+    def model_warmup_fn(model_dir, model):
+        model.append("model_warmup_fn")
+
+    def predict_fn(data, model):
+        return list(model)
+"""
+
+
+def test_pre_model_fn_and_model_warmup_fn_run_around_model_fn_before_ready(bert_model_dir, tmp_path):
+    model = with_code(bert_model_dir, tmp_path / "model", LIFECYCLE)
+    with serving(model) as server:
+        # The built-in output_fn writes a prediction that is not label/score answers as plain JSON.
+        assert server.post({"inputs": "x"}).json() == ["pre_model_fn", "model_fn", "model_warmup_fn"]
+        assert server.post({"inputs": "x"}, accept="text/csv").status_code == 406

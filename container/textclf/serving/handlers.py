@@ -219,18 +219,25 @@ def _short(exc: Exception) -> str:
     return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
 
 
+def _start_up(hook: Hook, context: HookContext, *args: Any) -> Any:
+    try:
+        return hook(*args, context=context)
+    except Exception as exc:
+        raise RuntimeError(f"{hook.name} raised {type(exc).__name__}: {exc}") from exc
+
+
 def load_hooked(
     code: UserCode, model_dir: Path, load_builtin: Callable[[], Inference], default_accept: str | None
 ) -> HookedInference:
-    """model_fn (the script's, or the built-in classifier), then the warm-up: all before /ping may say 200."""
+    """pre_model_fn, model_fn (the script's, or the built-in classifier), model_warmup_fn, then the warm-up: all
+    before /ping may say 200."""
     started = time.perf_counter()
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     context = HookContext({"model_dir": str(model_dir), "gpu_id": 0 if visible and visible != "-1" else None})
+    if "pre_model_fn" in code.hooks:
+        _start_up(code.hooks["pre_model_fn"], context, str(model_dir))
     if "model_fn" in code.hooks:
-        try:
-            model = code.hooks["model_fn"](str(model_dir), context=context)
-        except Exception as exc:
-            raise RuntimeError(f"model_fn raised {type(exc).__name__}: {exc}") from exc
+        model = _start_up(code.hooks["model_fn"], context, str(model_dir))
         gc.collect()
         gc.freeze()  # as the built-in loader does: long-lived objects out of the collector's reach
     else:
@@ -241,6 +248,8 @@ def load_hooked(
             f"model_fn in {code.script} returned {type(model).__name__}, which the built-in predict_fn cannot run.",
             "Define predict_fn(data, model) too, or leave model_fn out to serve the built-in classifier.",
         )
+    if "model_warmup_fn" in code.hooks:
+        _start_up(code.hooks["model_warmup_fn"], context, str(model_dir), model)
     how = served.warm_up()
     log.info("%s; warm-up: %s; %.1f s", served.describe(), how, time.perf_counter() - started)
     return served

@@ -24,7 +24,15 @@ from ..errors import UserError
 DEFAULT_SCRIPT = "inference.py"
 CODE_DIR = "code"
 # The hooks and how many arguments each takes; the toolkits also pass a context as one more, when asked for.
-HOOKS = {"model_fn": 1, "input_fn": 2, "predict_fn": 2, "output_fn": 2, "transform_fn": 4}
+HOOKS = {
+    "pre_model_fn": 1,  # before model_fn (the inference toolkit's)
+    "model_fn": 1,
+    "model_warmup_fn": 2,  # (model_dir, model), after model_fn and before the worker is ready
+    "input_fn": 2,
+    "predict_fn": 2,
+    "output_fn": 2,
+    "transform_fn": 4,
+}
 CHAIN = ("input_fn", "predict_fn", "output_fn")
 REQUIREMENTS = "requirements.txt"
 WHEELS_DIR = "wheels"  # besides the code directory itself, where shipped wheels are looked for
@@ -147,7 +155,9 @@ def _hook(name: str, function: Any, script: Path) -> Hook:
 
 
 _SIGNATURES = {
+    "pre_model_fn": "pre_model_fn(model_dir)",
     "model_fn": "model_fn(model_dir)",
+    "model_warmup_fn": "model_warmup_fn(model_dir, model)",
     "input_fn": "input_fn(body, content_type)",
     "predict_fn": "predict_fn(data, model)",
     "output_fn": "output_fn(prediction, accept)",
