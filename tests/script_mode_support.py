@@ -8,31 +8,9 @@ import hashlib
 import zipfile
 from pathlib import Path
 
-# The usual script-mode style: hyperparameters as arguments, the SM_* variables as defaults. It "trains" a
-# majority-label classifier, enough to prove it read the channel and wrote to the model directory.
-TRAIN_SCRIPT = """\
-import argparse, collections, csv, glob, json, os
-
-parser = argparse.ArgumentParser()
-parser.add_argument("--epochs", type=int, default=1)
-parser.add_argument("--label-column", default="label")
-parser.add_argument("--model-dir", default=os.environ["SM_MODEL_DIR"])
-parser.add_argument("--train", default=os.environ["SM_CHANNEL_TRAIN"])
-args, _ = parser.parse_known_args()
-
-counts = collections.Counter()
-for path in glob.glob(os.path.join(args.train, "*.csv")):
-    with open(path, newline="") as handle:
-        counts.update(row[args.label_column] for row in csv.DictReader(handle))
-for path in glob.glob(os.path.join(args.train, "*.jsonl")):
-    with open(path) as handle:
-        counts.update(json.loads(line)[args.label_column] for line in handle if line.strip())
-model = {"majority": counts.most_common(1)[0][0], "rows": sum(counts.values()), "epochs": args.epochs,
-         "labels": sorted(counts), "hosts": json.loads(os.environ["SM_HOSTS"])}
-with open(os.path.join(args.model_dir, "model.json"), "w") as handle:
-    json.dump(model, handle)
-print("trained on", model["rows"], "rows")
-"""
+REPO = Path(__file__).resolve().parents[1]
+# The README's example: hyperparameters as arguments, the SM_* variables as defaults, a majority-label "model".
+TRAIN_SCRIPT = (REPO / "local_test" / "script-mode" / "train.py").read_text()
 
 # Checkpoints when SIGTERM arrives, after announcing that it is ready for it.
 SIGTERM_SCRIPT = """\

@@ -20,13 +20,13 @@ def _empty_train(tmp_path, model):
     return base
 
 
-def _script_tree(tmp_path, model, submit_directory):
-    """A script-mode job (the SDK's hyperparameters) whose source directory holds no train.py."""
-    base = _tree(
-        tmp_path, model, hyper={"sagemaker_program": '"train.py"', "sagemaker_submit_directory": submit_directory}
-    )
-    (base / "code").mkdir()
-    (base / "code" / "README.txt").write_text("not a script")
+def _script_tree(tmp_path, model, submit_directory, code=True):
+    """A script-mode job (the SDK's hyperparameters) whose source directory holds no train.py, or is not there."""
+    hyper = {"sagemaker_program": '"train.py"', "sagemaker_submit_directory": submit_directory}
+    base = _tree(tmp_path, model, hyper=hyper)
+    if code:
+        (base / "code").mkdir()
+        (base / "code" / "README.txt").write_text("not a script")
     return base
 
 
@@ -79,7 +79,7 @@ CASES = {
         ["The training script train.py failed with exit code 2", "can't open file", "code/train.py"],
     ),
     "script mode without its source directory": (
-        lambda t, m: _script_tree(t, m, '"/nowhere/code"'),
+        lambda t, m: _script_tree(t, m, '"/nowhere/code"', code=False),
         ["The training toolkit failed running train.py", "No such file or directory: '/nowhere/code'"],
     ),
     "malformed hyperparameters file": (

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from ..contract import MLPaths
+from ..errors import UserError
 
 log = logging.getLogger("textclf.train")
 
@@ -148,6 +149,11 @@ def run(paths: MLPaths, program: str, write_failure) -> int:
     """Runs the job's own program through the toolkit; `train`'s exit code."""
     from .cli import EXIT_FAILED, EXIT_STOPPED
 
+    _require_config(paths)
+    # SageMaker makes these; a hand-made tree may not. Without output/, the toolkit's failure report itself fails
+    # and a failed script exits 0 (its `finally: sys.exit(exit_code)` swallows the error).
+    for directory in (paths.model_dir, paths.output_data_dir):
+        directory.mkdir(parents=True, exist_ok=True)
     log.info("Script mode: running %s with the SageMaker training toolkit.", program)
     become_subreaper()
     job = _Job()
@@ -174,6 +180,19 @@ def run(paths: MLPaths, program: str, write_failure) -> int:
     toolkit_said = paths.failure_file.read_text(errors="replace") if paths.failure_file.exists() else ""
     write_failure(paths, failure_reason(program, paths.base / "code", status, toolkit_said, stderr))
     return EXIT_FAILED
+
+
+def _require_config(paths: MLPaths) -> None:
+    """The toolkit reads all three config files and fails on a missing one with a bare traceback; SageMaker
+    always writes them, a hand-made tree may not."""
+    files = (paths.hyperparameters_file, paths.input_data_config_file, paths.resource_config_file)
+    missing = [str(path) for path in files if not path.is_file()]
+    if missing:
+        raise UserError(
+            f"Script mode reads {', '.join(path.name for path in files)}; missing: {', '.join(missing)}.",
+            'Write them as SageMaker does: {} for no hyperparameters, {"train": {}} to declare a `train` channel, '
+            '{"current_host": "algo-1", "hosts": ["algo-1"]} for one host (README: "Training script").',
+        )
 
 
 def failure_reason(program: str, code_dir: Path, status: int, toolkit_said: str, stderr: str) -> str:

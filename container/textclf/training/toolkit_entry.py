@@ -15,6 +15,10 @@ LOG_FORMAT = "%(asctime)s %(name)-12s %(levelname)-8s %(message)s"
 
 
 def main() -> None:
+    # Run as a file, Python put this directory first on sys.path, and the toolkit exports sys.path to the user's
+    # script as PYTHONPATH: `import data` there must not find textclf's modules.
+    if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+        del sys.path[0]
     logging.basicConfig(stream=sys.stdout, format=LOG_FORMAT, level=logging.INFO)  # the toolkit's call is then a no-op
     from sagemaker_training import environment, files, trainer
 
