@@ -30,8 +30,8 @@ time.sleep(600)
 FAILING_SCRIPT = """\
 import sys
 print("reading the data", flush=True)
-for number in range(40):
-    print(f"noise line {number}", file=sys.stderr)
+for number in range(100):  # more than the failure reason holds
+    print(f"noise line {number}: a warning the script printed", file=sys.stderr)
 print("ValueError: column 'label' holds 3 empty values; the last at row 17", file=sys.stderr)
 sys.exit(3)
 """

@@ -86,7 +86,7 @@ def test_a_failing_script_leaves_its_exit_code_and_stderr_tail_as_the_failure_re
     assert len(reason) <= 1024, len(reason)
     assert reason.startswith("The training script train.py failed with exit code 3."), reason
     assert "ValueError: column 'label' holds 3 empty values; the last at row 17" in reason
-    assert "noise line 39" in reason and "noise line 0\n" not in reason  # the last lines, within the bound
+    assert "noise line 99:" in reason and "noise line 0:" not in reason  # the last lines, within the bound
     assert "reading the data" not in reason  # stdout is not stderr
 
 
