@@ -163,16 +163,14 @@ def run(paths: MLPaths, program: str, write_failure) -> int:
     status = job.wait()
     stderr = tail.text()
     if job.stopped:
-        ending = (
-            f"it was still running after {STOP_GRACE_SECONDS} s and was killed"
-            if job.killed
-            else "it ended within the grace period"
-        )
-        write_failure(
-            paths,
-            f"Stopped by SIGTERM: the training script {program} was sent SIGTERM and {ending}. What it saved on "
-            "the signal (a checkpoint, a model) is in place.",
-        )
+        if job.killed:
+            ending = (
+                f"was still running {STOP_GRACE_SECONDS} s later, so it was killed (SageMaker's SIGKILL comes at "
+                "120 s). Save a checkpoint sooner after SIGTERM."
+            )
+        else:
+            ending = "ended. What it saved on the signal (a checkpoint, a model) is in place."
+        write_failure(paths, f"Stopped by SIGTERM: the training script {program} was sent SIGTERM and {ending}")
         return EXIT_STOPPED
     if status == 0:
         paths.failure_file.unlink(missing_ok=True)
