@@ -100,6 +100,8 @@ class _Job:
 
     def start(self) -> _Tail:
         self.process = subprocess.Popen([sys.executable, str(ENTRY)], stderr=subprocess.PIPE, start_new_session=True)
+        if self.kill_at is not None:  # SIGTERM came while it was starting
+            self._signal_all(signal.SIGTERM)
         return _Tail(self.process.stderr)
 
     def _signal_all(self, signum: int) -> None:
@@ -115,8 +117,9 @@ class _Job:
 
     def terminate(self, grace: float) -> None:
         if self.kill_at is None:
-            self._signal_all(signal.SIGTERM)
             self.kill_at = time.monotonic() + grace
+            if self.process is not None:
+                self._signal_all(signal.SIGTERM)
 
     def on_sigterm(self, signum, _frame) -> None:
         log.warning("%s received: passing it on to the training script.", signal.Signals(signum).name)
