@@ -58,3 +58,18 @@ def test_sigterm_runs_the_scripts_handler_and_leaves_no_process_behind(tmp_path)
     script_pid = int(checkpoint.read_text().rsplit(" ", 1)[1])
     assert not _alive(script_pid), "the user's script outlived train"
     assert (base / "output" / "failure").read_text().startswith("Stopped by SIGTERM")
+
+
+OWN_REASON_SCRIPT = """\
+import os, sys
+with open(os.path.join(os.environ["SM_OUTPUT_DIR"], "failure"), "w") as handle:
+    handle.write("DataError: 12 rows have no label; fix the export")
+sys.exit(1)
+"""
+
+
+def test_a_failure_reason_the_script_wrote_itself_is_kept(tmp_path):
+    base = _tree(tmp_path, OWN_REASON_SCRIPT)
+    result = run_train(base)
+    assert result.returncode == 1
+    assert (base / "output" / "failure").read_text() == "DataError: 12 rows have no label; fix the export"

@@ -38,6 +38,9 @@ STDERR_TAIL_BYTES = 16 * 1024
 POLL_SECONDS = 0.1
 PR_SET_CHILD_SUBREAPER = 36
 ENTRY = Path(__file__).with_name("toolkit_entry.py")
+# How the toolkit's own failure reports begin: a failed command (ExecuteUserScriptError, InstallRequirementsError,
+# ...: class, then its exit code) or an exception of its own.
+TOOLKIT_REPORT = re.compile(r"^(\w+:\s*\nExitCode |Framework Error|SMTrainingCompiler)")
 
 
 def become_subreaper() -> None:
@@ -179,6 +182,10 @@ def run(paths: MLPaths, program: str, write_failure) -> int:
         paths.failure_file.unlink(missing_ok=True)
         return 0
     toolkit_said = paths.failure_file.read_text(errors="replace") if paths.failure_file.exists() else ""
+    if toolkit_said.strip() and not TOOLKIT_REPORT.match(toolkit_said):
+        # A reason the script wrote itself (the toolkit keeps it: aws/sagemaker-training-toolkit#111), or one of
+        # the toolkit's plain-text refusals: either says more than we could.
+        return EXIT_FAILED
     write_failure(paths, failure_reason(program, paths.base / "code", status, toolkit_said, stderr))
     return EXIT_FAILED
 
