@@ -1,6 +1,7 @@
 """`train`: read the job's inputs, fine-tune, and leave a deployable model, or a failure file saying why not.
 
 Exit codes: 0 completed; 1 failed (see /opt/ml/output/failure); 143 stopped by SIGTERM after checkpointing.
+A job that names its own program (script mode: sagemaker_program, SAGEMAKER_PROGRAM) runs it instead (script_mode.py).
 """
 
 from __future__ import annotations
@@ -13,9 +14,17 @@ import threading
 import time
 import traceback
 
-from ..contract import MLPaths, log_level, ml_paths, read_channels, read_hyperparameters, read_resource_config
+from ..contract import (
+    MLPaths,
+    log_level,
+    ml_paths,
+    read_channels,
+    read_hyperparameters,
+    read_resource_config,
+    user_program,
+)
 from ..errors import UserError
-from . import faults, hyperparameters
+from . import faults, hyperparameters, script_mode
 
 log = logging.getLogger("textclf.train")
 
@@ -88,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     paths.failure_file.unlink(missing_ok=True)
     try:
+        program = user_program(paths)
+        if program:  # the job brings its own training script (script mode)
+            return script_mode.run(paths, program, write_failure)
         return run(paths, stop)
     except UserError as exc:
         log.error("%s %s", exc.cause, exc.remedy)
