@@ -195,9 +195,7 @@ def wait_for_first_host(plan: LaunchPlan, timeout_s: float) -> None:
 
 def launch(paths: MLPaths, plan: LaunchPlan, settings: DistributedSettings) -> tuple[int, str | None]:
     """Run this host's workers to the end: (exit code, failure message or None)."""
-    from torch.distributed.elastic.multiprocessing import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import get_args_parser, run
+    from torch.distributed.run import get_args_parser
 
     # Until torchrun's own handlers replace this one (when the workers start), SIGTERM ends the wait at once.
     def stop_while_waiting(signum, _frame):
@@ -216,6 +214,17 @@ def launch(paths: MLPaths, plan: LaunchPlan, settings: DistributedSettings) -> t
     os.environ.update(socket_environment(plan, dict(os.environ)))
     os.environ[LAUNCH_DIR_ENV] = str(launch_dir)
     args = get_args_parser().parse_args(torchrun_arguments(plan, settings))
+    try:
+        return _run_workers(plan, settings, args, launch_dir)
+    finally:
+        del os.environ[LAUNCH_DIR_ENV]  # for the workers only: this process is the launcher
+
+
+def _run_workers(plan: LaunchPlan, settings: DistributedSettings, args, launch_dir: Path) -> tuple[int, str | None]:
+    from torch.distributed.elastic.multiprocessing import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import run
+
     try:
         run(args)
         return 0, None
