@@ -179,8 +179,8 @@ def run(paths: MLPaths, stop: threading.Event) -> int:
     world = distributed.World()
     if launcher.is_worker():
         world = distributed.start_world(settings, resources.current_host)
-        if not world.is_main:
-            logging.getLogger().setLevel(logging.WARNING)  # rank 0 tells the story; the others only warn
+        if world.local_rank > 0:
+            logging.getLogger().setLevel(logging.WARNING)  # each host's first worker tells its story
     else:
         plan = launcher.plan_launch(resources, settings, torch.cuda.device_count())
         if plan.distributed:

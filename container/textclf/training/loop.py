@@ -339,6 +339,9 @@ class Trainer:
             "epoch": step / self.steps_per_epoch,
         }
         self.result.history.append({"step": step, **values})
+        if not self.world.is_main:  # a line in each host's log that it took part, never a metric line
+            log.info("Worker %s finished step %d/%d.", self.world, step, self.total_steps)
+            return
         eta = _format_duration(seconds_per_step * (self.total_steps - step))
         self.emit(f"step={step}/{self.total_steps}; {metric_line(values)} eta={eta};")
 
