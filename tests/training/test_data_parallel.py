@@ -147,3 +147,19 @@ def test_a_worker_that_dies_fails_the_job_quickly_naming_it(tmp_path, tiny_bert_
     assert "was killed by signal 9 (SIGKILL)" in reason, reason
     assert "Worker rank" in reason and "out of memory" in reason
     assert not (base / "model" / "model.safetensors").exists()
+
+
+def test_a_host_that_cannot_reach_the_first_host_fails_naming_host_port_and_interface(tmp_path):
+    base = make_ml_tree(tmp_path, {**TINY_HYPERPARAMETERS, "max_steps": "3"}, {"train": make_rows(60)})
+    # The second host of a job whose first host, algo-1, no name server here knows.
+    resource = {"current_host": "algo-2", "hosts": ["algo-2", "algo-1"], "network_interface_name": "eth7"}
+    (base / "input" / "config" / "resourceconfig.json").write_text(json.dumps(resource))
+    started = time.monotonic()
+    result = run_train(base, TEXTCLF_RENDEZVOUS_TIMEOUT_S="5", TEXTCLF_MASTER_PORT="29611")
+    assert result.returncode == 1
+    assert time.monotonic() - started < 60
+    reason = failure_text(base)
+    assert reason.startswith(
+        "Host algo-2 could not reach the first host algo-1 on TCP port 29611 (network interface eth7) within 5 s"
+    ), reason
+    assert "security group" in reason
