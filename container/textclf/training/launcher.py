@@ -218,6 +218,9 @@ def launch(paths: MLPaths, plan: LaunchPlan, settings: DistributedSettings) -> t
         return _run_workers(plan, settings, args, launch_dir)
     finally:
         del os.environ[LAUNCH_DIR_ENV]  # for the workers only: this process is the launcher
+        # torchrun's handlers raise on SIGTERM; with the workers gone there is nothing left to stop, and the SDK's
+        # local mode stops every container once one has exited.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _run_workers(plan: LaunchPlan, settings: DistributedSettings, args, launch_dir: Path) -> tuple[int, str | None]:
