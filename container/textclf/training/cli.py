@@ -131,13 +131,13 @@ def _describe_lost_peer(exc: BaseException) -> str:
 
 def _hyperparameter_help() -> str:
     rows = hyperparameters.describe()
-    width = max(len(name) for name, _, _ in rows)
     variables = describe_environment(DistributedSettings)
+    width = max(len(name) for name, _, _ in rows + variables)
     return (
         "hyperparameters (input/config/hyperparameters.json):\n"
         + "\n".join(f"  {name:<{width}}  {meaning} [default: {default}]" for name, default, meaning in rows)
         + "\n\nenvironment (multi-GPU and multi-host training):\n"
-        + "\n".join(f"  {name}  {meaning} [default: {default}]" for name, default, meaning in variables)
+        + "\n".join(f"  {name:<{width}}  {meaning} [default: {default}]" for name, default, meaning in variables)
     )
 
 
