@@ -163,3 +163,18 @@ def test_a_host_that_cannot_reach_the_first_host_fails_naming_host_port_and_inte
         "Host algo-2 could not reach the first host algo-1 on TCP port 29611 (network interface eth7) within 5 s"
     ), reason
     assert "security group" in reason
+
+
+def test_a_sharded_channel_on_several_hosts_is_refused(tmp_path):
+    base = make_ml_tree(tmp_path, {**TINY_HYPERPARAMETERS, "max_steps": "3"}, {"train": make_rows(60)})
+    config = base / "input" / "config"
+    (config / "inputdataconfig.json").write_text(
+        json.dumps({"train": {"TrainingInputMode": "File", "S3DistributionType": "ShardedByS3Key"}})
+    )
+    resource = {"current_host": "algo-1", "hosts": ["algo-1", "algo-2"], "network_interface_name": "eth0"}
+    (config / "resourceconfig.json").write_text(json.dumps(resource))
+    result = run_train(base)
+    assert result.returncode == 1
+    reason = failure_text(base)
+    assert reason.startswith("Channel(s) train use S3DistributionType ShardedByS3Key"), reason
+    assert "FullyReplicated" in reason

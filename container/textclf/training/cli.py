@@ -183,6 +183,7 @@ def run(paths: MLPaths, stop: threading.Event) -> int:
             logging.getLogger().setLevel(logging.WARNING)  # each host's first worker tells its story
     else:
         plan = launcher.plan_launch(resources, settings, torch.cuda.device_count())
+        launcher.refuse_sharded_channels(plan, channels)
         if plan.distributed:
             code, message = launcher.launch(paths, plan, settings)
             if message:

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..contract import MLPaths, ResourceConfig
+from ..contract import Channel, MLPaths, ResourceConfig
 from ..environment import variable, whole_number
 from ..errors import UserError
 
@@ -143,6 +143,19 @@ def plan_launch(resources: ResourceConfig, settings: DistributedSettings, gpu_co
         master_port=_free_port() if single_host else settings.master_port,
         interface="lo" if single_host else resources.network_interface_name,
     )
+
+
+def refuse_sharded_channels(plan: LaunchPlan, channels: dict[str, Channel]) -> None:
+    """Every worker reads all the data and takes its share of each step itself: a host with only part of the
+    files would learn other labels and plan other steps than the rest."""
+    sharded = sorted(name for name, channel in channels.items() if channel.sharded)
+    if sharded and len(plan.hosts) > 1:
+        raise UserError(
+            f"Channel(s) {', '.join(sharded)} use S3DistributionType ShardedByS3Key, so each of the "
+            f"{len(plan.hosts)} hosts got only part of the files; data-parallel training needs all of them on every "
+            "host (each worker takes its own share of every step).",
+            "Set the channels' S3DataDistributionType to FullyReplicated (the default).",
+        )
 
 
 def _free_port() -> int:
