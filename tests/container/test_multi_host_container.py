@@ -161,3 +161,17 @@ def test_sigterm_to_both_hosts_then_a_restart_resumes_to_the_same_model(
     different = [name for name in straight if not (straight[name] == resumed[name]).all()]
     assert not different, f"weights differ after resume: {different[:5]}"
     assert _empty(job.trees["algo-2"] / "model")
+
+
+def test_killing_the_algo_2_container_fails_algo_1_quickly(image, network, containers, tmp_path, tiny_bert_base):
+    job = Job(image, network, containers, tmp_path, tiny_bert_base, max_steps="5000").start("lost")
+    job.wait_for("algo-1", r"^step=5/")
+    killed = time.monotonic()
+    docker("kill", job.names["algo-2"])  # the whole instance gone at once: nothing on it can write a word
+    code = int(docker("wait", job.names["algo-1"], timeout=180).stdout.strip())
+    seconds = time.monotonic() - killed
+    print(f"algo-1 failed {seconds:.1f} s after algo-2 was killed")
+    assert code == 1, job.log("algo-1")[-3000:]
+    assert seconds < 60, f"algo-1 took {seconds:.0f} s to fail"
+    reason = failure_text(job.trees["algo-1"])
+    assert reason.startswith("Worker rank 0 on algo-1: Lost contact with the job's other workers"), reason

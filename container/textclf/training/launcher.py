@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import tempfile
@@ -231,6 +232,7 @@ def launch(paths: MLPaths, plan: LaunchPlan, settings: DistributedSettings) -> t
         return _run_workers(plan, settings, args, launch_dir)
     finally:
         del os.environ[LAUNCH_DIR_ENV]  # for the workers only: this process is the launcher
+        shutil.rmtree(launch_dir, ignore_errors=True)
         # torchrun's handlers raise on SIGTERM; with the workers gone there is nothing left to stop, and the SDK's
         # local mode stops every container once one has exited.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
