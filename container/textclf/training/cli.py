@@ -197,7 +197,8 @@ def run(paths: MLPaths, stop: threading.Event) -> int:
     summary = session.summarise(result, time.monotonic() - started)
     session.write_model(result, summary)
     if not world.is_main:
-        return _report_stop(paths, _stopped_elsewhere(result)) if result.stopped else 0
+        stopped = result.stopped or summary.get("final_evaluation_interrupted")
+        return _report_stop(paths, _stopped_elsewhere(result)) if stopped else 0
     if result.stopped:
         return _report_stop(
             paths,
