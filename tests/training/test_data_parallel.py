@@ -178,3 +178,19 @@ def test_a_sharded_channel_on_several_hosts_is_refused(tmp_path):
     reason = failure_text(base)
     assert reason.startswith("Channel(s) train use S3DistributionType ShardedByS3Key"), reason
     assert "FullyReplicated" in reason
+
+
+def test_sigterm_to_one_worker_stops_all_of_them_at_the_same_step(tmp_path, tiny_bert_base):
+    # SageMaker signals every host, but not at the same instant: one worker's SIGTERM must stop every rank.
+    base = make_ml_tree(tmp_path, {**LONG, "max_steps": "2000"}, {"train": make_rows(300), "model": tiny_bert_base})
+    process = start_train(base, **TWO_WORKERS)
+    lines = _wait_for_line(process, "step=5/")
+    os.kill(_workers(process.pid, 2)[-1], signal.SIGTERM)
+    rest, _ = process.communicate(timeout=120)
+    output = "".join(lines) + rest
+    assert process.returncode == 143, output[-5000:]
+    reason = failure_text(base)
+    assert reason.startswith("Stopped by SIGTERM at step"), reason
+    stopped_at = int(reason.split("at step ")[1].split(" ")[0])
+    assert max(int(p.name.split("-")[1]) for p in (base / "checkpoints").glob("step-*")) == stopped_at
+    assert f"step={stopped_at}/2000;" in output and f"step={stopped_at + 1}/" not in output
