@@ -145,6 +145,7 @@ def read_hyperparameters(paths: MLPaths) -> dict[str, str]:
 class Channel:
     name: str
     path: Path
+    sharded: bool = False  # S3DistributionType ShardedByS3Key: each host of the job got part of the files
 
 
 def read_channels(paths: MLPaths) -> dict[str, Channel]:
@@ -161,7 +162,8 @@ def read_channels(paths: MLPaths) -> dict[str, Channel]:
                 f"Channel '{name}' uses Pipe input mode, which this image does not read.",
                 "Set the channel's InputMode to File or FastFile.",
             )
-        channels[name] = Channel(name, paths.channel_dir(name))
+        sharded = spec.get("S3DistributionType") == "ShardedByS3Key"
+        channels[name] = Channel(name, paths.channel_dir(name), sharded)
     if paths.data_dir.is_dir():
         for child in sorted(paths.data_dir.iterdir()):
             if child.is_dir() and child.name not in channels and not child.name.startswith("."):

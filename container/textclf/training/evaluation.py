@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 
 from ..modeling import forward_logits
 from .batching import EncodedSet, collate, evaluation_batches
+from .distributed import World
 
 
 class EvaluationInterrupted(Exception):
@@ -39,7 +41,8 @@ def loss_fn(logits: torch.Tensor, labels: torch.Tensor, multi_label: bool, reduc
 @dataclass
 class Evaluator:
     """Scores its model on a labelled set: loss, accuracy, F1 scores, and for single-label tasks the confusion
-    matrix. Multi-label predictions are sigmoid(logit) >= threshold, the rule `serve` applies."""
+    matrix. Multi-label predictions are sigmoid(logit) >= threshold, the rule `serve` applies. With several
+    workers each scores its shard and the outputs are gathered in example order, so the scores are those of one."""
 
     model: torch.nn.Module
     pad_token_id: int
@@ -48,18 +51,26 @@ class Evaluator:
     device: torch.device
     autocast: Callable[[], AbstractContextManager]
     batch_size: int
+    world: World = field(default_factory=World)
 
     @torch.no_grad()
     def evaluate(self, data: EncodedSet, should_stop: Callable[[], bool] = lambda: False) -> Evaluation:
-        """Raises EvaluationInterrupted as soon as `should_stop()` says so."""
+        """Raises EvaluationInterrupted as soon as `should_stop()` says so (on any rank)."""
         model = self.model
         was_training = model.training
         model.eval()
         losses, all_logits, order = [], [], []
+        mine = self.world.shard(len(data))
+        lengths = data.lengths
+        batches = [[mine[j] for j in b] for b in evaluation_batches([lengths[i] for i in mine], self.batch_size)]
+        rounds = math.ceil(math.ceil(len(data) / self.world.size) / self.batch_size)  # the largest shard's batches
         try:
-            for indices in evaluation_batches(data.lengths, self.batch_size):
-                if should_stop():
+            for round_ in range(rounds):
+                if self.world.any(should_stop()):
                     raise EvaluationInterrupted
+                if round_ >= len(batches):
+                    continue
+                indices = batches[round_]
                 batch = collate(data, indices, self.pad_token_id, self.multi_label)
                 batch = {k: v.to(self.device) for k, v in batch.items()}
                 labels = batch.pop("labels")
@@ -70,9 +81,12 @@ class Evaluator:
                 order.extend(indices)
         finally:
             model.train(was_training)
-        logits = torch.cat(all_logits).numpy()
+        empty = torch.zeros((0, model.config.num_labels))
+        order, logits, losses = self.world.gather_outputs(
+            order, torch.cat(all_logits or [empty]).numpy(), torch.cat(losses or [empty[:, 0]]).numpy()
+        )
         targets = np.asarray([data.targets[i] for i in order])
-        metrics = {"loss": float(torch.cat(losses).mean())}
+        metrics = {"loss": float(torch.from_numpy(losses).mean())}
         if self.multi_label:
             predicted = (1 / (1 + np.exp(-logits)) >= self.threshold).astype(int)
             metrics.update(_multi_label_scores(predicted, targets.astype(int)))
