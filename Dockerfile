@@ -1,7 +1,8 @@
 # The SageMaker text-classifier image: `docker run IMAGE train` fine-tunes, `docker run IMAGE serve` serves.
 #
 #   BASE_IMAGE: python3 with venv + pip, and torch (see docker/README.md: "What a base must provide")
-#     ├── deps   /opt/venv: requirements/image.txt on top of the base's torch (system site packages visible)
+#     ├── deps   /opt/venv: requirements/image.txt on top of the base's torch (system site packages visible); a C
+#     │          compiler builds sagemaker-training's extension here, and stays here
 #     └── final  base + nginx + /opt/venv + /opt/program (entrypoint, train, serve, container/), source copied last
 #
 # Build with docker/build-image.sh (`make image`), which passes the build arguments below. A plain
@@ -11,17 +12,30 @@
 ARG BASE_IMAGE=pytorch/pytorch:2.14.1-cuda13.2-cudnn9-runtime@sha256:c4ab67f95221a342dff0e8ca4543a7b8885f79f7a0029c0e2e39685d5eaf1722
 
 FROM ${BASE_IMAGE} AS deps
-# docker/build-image.sh downloads the wheels on the host into .whl/ and sets PIP_NO_INDEX=1 (pip reads it from
-# the environment), so the build needs no network. Without .whl/ and PIP_NO_INDEX, pip installs from PyPI.
+# sagemaker-training (script mode) is published only as a source distribution with a C extension: this stage,
+# and only this one, gets a C compiler (and Python's headers where the base lacks them) to build it. The final
+# stage copies /opt/venv alone, so no compiler reaches the image.
+RUN set -eu; export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; \
+    packages="gcc libc6-dev"; \
+    python3 -c 'import os, sys, sysconfig; sys.exit(os.path.exists(sysconfig.get_path("include") + "/Python.h"))' \
+        && packages="$packages python3-dev"; \
+    apt-get install -y -qq --no-install-recommends $packages >/dev/null
+# docker/build-image.sh downloads the wheels (and that one source distribution) on the host into .whl/ and sets
+# PIP_NO_INDEX=1 (pip reads it from the environment), so the build needs no network. Without .whl/ and
+# PIP_NO_INDEX, pip installs from PyPI.
 ARG PIP_NO_INDEX
 COPY requirements/image.txt .whl* /tmp/deps/
 # A virtual environment rather than the base's own site-packages: it leaves the base's Python untouched (PEP 668
 # bases refuse pip), and the final stage copies it whole, so no wheel file ever lands in a layer of the image.
 # It sees the base's packages (torch) and uses the base's pip, so it holds exactly the lock file's packages and
 # no older pip or setuptools of its own to shadow the base's (torch requires a recent setuptools).
+# --no-build-isolation: the source distribution builds with the base's setuptools, so the offline build needs
+# no setuptools wheel. The toolkit's console script `train` is removed: `train` is ours (/opt/program/train), and
+# script mode calls the toolkit as a module.
 RUN python3 -m venv --system-site-packages --without-pip /opt/venv \
  && /opt/venv/bin/python -m pip install --no-cache-dir --disable-pip-version-check --root-user-action=ignore \
-        --find-links=/tmp/deps --requirement=/tmp/deps/image.txt
+        --no-build-isolation --find-links=/tmp/deps --requirement=/tmp/deps/image.txt \
+ && rm /opt/venv/bin/train
 
 FROM ${BASE_IMAGE}
 # nginx, the HTTP front of `serve` (container/textclf/serving/front.py), from the base's own distribution: the

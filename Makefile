@@ -27,7 +27,7 @@ BENCH_ARGS  ?=
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: venv sdk-venv bench-venv test test-sdk test-fast lint demo base-image image local-train local-serve \
-        predict bench lock audit clean push sagemaker-train deploy transform cleanup
+        predict bench bench-prepare lock audit clean push sagemaker-train deploy transform cleanup
 
 venv: $(VENV)/.installed
 
@@ -116,6 +116,10 @@ cleanup: venv
 bench: venv bench-venv
 	$(PY) bench/run.py --trainer-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
 	$(PY) bench/long_text_memory.py --mb 50
+
+# `prepare` on every quotation of the benchmark's fortunes topics: the report of a run on real text.
+bench-prepare: venv
+	$(PY) bench/prepare_fortunes.py --out bench/results/prepare-fortunes
 
 # Known vulnerabilities in the pinned packages (dev.txt includes image.txt), from PyPI's advisory data (the
 # JSON API; AUDIT_SERVICE=osv asks api.osv.dev). Needs that service, so it is not part of `make test`. --strict

@@ -13,7 +13,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 wheelhouse=$repo/.whl
-readonly here repo wheelhouse
+# requirements/image.txt's packages that PyPI publishes without a wheel (a regular expression of their names).
+source_only='sagemaker[-_]training|inotify[-_]simple'
+readonly here repo wheelhouse source_only
 # shellcheck source-path=SCRIPTDIR source=base-image.env
 . "$here/base-image.env"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -36,8 +38,16 @@ prepare_wheelhouse() {
     if [ "$(cat "$wheelhouse/.stamp" 2>/dev/null)" = "$stamp" ]; then return; fi
     log "downloading the wheels of requirements/image.txt for Python/glibc $platform into .whl/"
     rm -rf "$wheelhouse"
+    mkdir -p "$wheelhouse"
+    # Packages PyPI has only as source distributions (built in the Dockerfile's deps stage, the C extension of
+    # sagemaker-training with a compiler there): fetched on their own, and left out of the binary-only download.
+    grep -v -i -E "^($source_only)==" "$repo/requirements/image.txt" >"$wheelhouse/binary.txt"
     # shellcheck disable=SC2086  # $platform is two words: python version, glibc minor
-    pip_download $platform "$wheelhouse" --requirement="$repo/requirements/image.txt"
+    pip_download $platform "$wheelhouse" --requirement="$wheelhouse/binary.txt"
+    grep -i -E "^($source_only)==" "$repo/requirements/image.txt" >"$wheelhouse/source.txt"
+    "${PYTHON:-python3}" -m pip download --quiet --disable-pip-version-check --no-deps --no-binary=:all: \
+        --dest="$wheelhouse" --requirement="$wheelhouse/source.txt"
+    rm "$wheelhouse/binary.txt" "$wheelhouse/source.txt"
     echo "$stamp" >"$wheelhouse/.stamp"
 }
 

@@ -87,6 +87,7 @@ def do_train(args, aws: Aws, state: State) -> None:
         output=s3_uri(args.output, "--output"),
         hyperparameters=hyperparameters(args),
         instance_type=args.instance_type,
+        instance_count=args.instance_count,
         volume_gb=args.volume_gb,
         max_runtime_seconds=args.max_runtime,
         spot=args.spot,

@@ -66,7 +66,7 @@ def build_parser(push, train, deploy, transform, cleanup, default_image: str, de
     sub.add_argument("--spot", action="store_true", help="managed spot training (checkpoints make it resumable)")
     sub.add_argument("--max-wait", type=int, help="spot: seconds to wait for capacity plus run (default 2 x runtime)")
     sub.add_argument("--checkpoint-s3", help="s3:// prefix for checkpoints (default <output>/<job>/checkpoints/)")
-    _sagemaker(sub, "ml.g5.xlarge", count=False)  # `train` runs on one instance and refuses more
+    _sagemaker(sub, "ml.g5.xlarge")  # more than one instance: `train` trains data-parallel on all of them
     _common(sub)
     sub.set_defaults(run=train)
 

@@ -39,6 +39,7 @@ class TrainingOptions:
     output: str  # S3 prefix for model.tar.gz and output data
     hyperparameters: dict[str, str] = field(default_factory=dict)
     instance_type: str = "ml.g5.xlarge"
+    instance_count: int = 1  # more than one: data-parallel over every GPU of every instance
     volume_gb: int = 30
     max_runtime_seconds: int = 24 * 3600
     spot: bool = False
@@ -111,7 +112,7 @@ def training_request(options: TrainingOptions) -> dict:
         "OutputDataConfig": {"S3OutputPath": output},
         "ResourceConfig": {
             "InstanceType": options.instance_type,
-            "InstanceCount": 1,  # `train` trains on one instance and fails a job given more
+            "InstanceCount": options.instance_count,
             "VolumeSizeInGB": options.volume_gb,
         },
         "StoppingCondition": stopping,

@@ -110,25 +110,30 @@ def decode_hyperparameter_value(raw: object) -> str:
     return text
 
 
-# Set by the SDKs' framework estimators (script mode: `PyTorch(entry_point="train.py", ...)`) to name the user's
-# script. This image runs its own training, so a job that asks for a script must fail rather than ignore it.
+# Script mode: the SDKs' framework estimators (`PyTorch(entry_point="train.py", image_uri=...)`) name the user's
+# program in this hyperparameter; SAGEMAKER_PROGRAM in the environment does the same. `train` then hands the job to
+# the SageMaker training toolkit (training/script_mode.py) instead of running the built-in trainer.
 SCRIPT_MODE_KEY = "sagemaker_program"
+SCRIPT_MODE_ENV = "SAGEMAKER_PROGRAM"
+
+
+def user_program(paths: MLPaths, environ: Mapping[str, str] | None = None) -> str | None:
+    """The user's training program that the job names, or None for the built-in trainer."""
+    environ = os.environ if environ is None else environ
+    if environ.get(SCRIPT_MODE_ENV, "").strip():
+        return environ[SCRIPT_MODE_ENV].strip()
+    if not paths.hyperparameters_file.exists():
+        return None
+    data = _read_json_object(paths.hyperparameters_file, "the hyperparameters")
+    program = decode_hyperparameter_value(data.get(SCRIPT_MODE_KEY, ""))
+    return program or None
 
 
 def read_hyperparameters(paths: MLPaths) -> dict[str, str]:
-    """hyperparameters.json as name -> decoded string, reserved keys (sagemaker_*, _tuning_*) dropped; a script
-    mode job (sagemaker_program) refused."""
+    """hyperparameters.json as name -> decoded string, reserved keys (sagemaker_*, _tuning_*) dropped."""
     if not paths.hyperparameters_file.exists():
         return {}
     data = _read_json_object(paths.hyperparameters_file, "the hyperparameters")
-    if SCRIPT_MODE_KEY in data:
-        script = decode_hyperparameter_value(data[SCRIPT_MODE_KEY])
-        raise UserError(
-            f"The job asks to run the script {script!r} ({SCRIPT_MODE_KEY}, set by script mode: an estimator "
-            "given an entry_point); this image does not run scripts, it trains its built-in text classifier.",
-            "Use the generic Estimator with this image_uri and no entry_point or source_dir, and configure "
-            "training with the hyperparameters that `train --help` lists.",
-        )
     return {
         key: decode_hyperparameter_value(value)
         for key, value in data.items()
@@ -140,6 +145,7 @@ def read_hyperparameters(paths: MLPaths) -> dict[str, str]:
 class Channel:
     name: str
     path: Path
+    sharded: bool = False  # S3DistributionType ShardedByS3Key: each host of the job got part of the files
 
 
 def read_channels(paths: MLPaths) -> dict[str, Channel]:
@@ -156,7 +162,8 @@ def read_channels(paths: MLPaths) -> dict[str, Channel]:
                 f"Channel '{name}' uses Pipe input mode, which this image does not read.",
                 "Set the channel's InputMode to File or FastFile.",
             )
-        channels[name] = Channel(name, paths.channel_dir(name))
+        sharded = spec.get("S3DistributionType") == "ShardedByS3Key"
+        channels[name] = Channel(name, paths.channel_dir(name), sharded)
     if paths.data_dir.is_dir():
         for child in sorted(paths.data_dir.iterdir()):
             if child.is_dir() and child.name not in channels and not child.name.startswith("."):
@@ -306,6 +313,14 @@ class ServingEnvironment:
     log_level: str = variable(
         "SAGEMAKER_CONTAINER_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING, ERROR (or 10-50)", _log_level
     )
+    program: str | None = variable(
+        "SAGEMAKER_PROGRAM", None, "the inference script (inference hooks), in SAGEMAKER_SUBMIT_DIRECTORY",
+        text, "model/code/inference.py when it exists",
+    )  # fmt: skip
+    submit_directory: str | None = variable(
+        "SAGEMAKER_SUBMIT_DIRECTORY", None, "directory holding SAGEMAKER_PROGRAM (set by the SDK's Model)",
+        text, "model/code",
+    )  # fmt: skip
 
     @property
     def max_payload_bytes(self) -> int:

@@ -33,6 +33,7 @@ def prepare_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) ->
 
 
 def is_left_to_right(model: PreTrainedModel) -> bool:
+    model = getattr(model, "module", model)  # a DistributedDataParallel wrapper holds the model as `module`
     return model.config.model_type in LEFT_TO_RIGHT_MODEL_TYPES
 
 

@@ -120,3 +120,16 @@ def test_nothing_lives_under_opt_ml_and_no_weights_or_caches_are_baked_in(image)
         entrypoint="",
     )
     assert found.splitlines() == ["no-opt-ml"], found
+
+
+def test_the_training_toolkit_imports_and_no_compiler_reached_the_image(image):
+    # sagemaker-training is built from source (a C extension) in the deps stage; the compiler stays there.
+    out = run(
+        image,
+        "sh",
+        "-c",
+        "python3 -c 'import sagemaker_training, gethostname; print(\"toolkit\", sagemaker_training.__name__)'; "
+        "for tool in gcc cc c++ g++ x86_64-linux-gnu-gcc; do command -v $tool || true; done",
+        entrypoint="",
+    )
+    assert out.split() == ["toolkit", "sagemaker_training"], out

@@ -223,6 +223,22 @@ def test_inputs_and_outputs_named_by_the_processing_job_config_are_used(tmp_path
     assert refused.returncode == 1 and "InstanceCount to 1" in exit_message(base)
 
 
+def test_an_unnamed_input_mounted_at_the_model_path_is_the_tokenizer_not_data(tmp_path, tiny_bert_base):
+    # The SageMaker Python SDK names inputs a user left unnamed input-1, input-2, ...: the path decides.
+    base = make_processing_tree(tmp_path / "ml", {"raw": {"rows.csv": make_rows(40)}, "model": tiny_bert_base})
+    (base / "config").mkdir()
+    job = {"ProcessingJobName": "prep-2", "ProcessingInputs": [
+        {"InputName": f"input-{number}", "S3Input": {"LocalPath": f"/opt/ml/processing/input/{name}"}}
+        for number, name in ((1, "raw"), (2, "model"))
+    ]}  # fmt: skip
+    (base / "config" / "processingjobconfig.json").write_text(json.dumps(job))
+    result = run_prepare(base)
+    assert result.returncode == 0, _output(result)
+    report = _report(base)
+    assert report["rows_read"] == 40 and list(report["inputs"]) == ["input-1"], report
+    assert report["token_lengths"]["tokenizer"], report["token_lengths"]
+
+
 def test_the_channels_it_writes_train_with_train_unchanged(tmp_path, tiny_bert_base):
     base = make_processing_tree(tmp_path / "prep", {"raw": {"rows.csv": make_rows(200)}, "model": tiny_bert_base})
     result = run_prepare(base)

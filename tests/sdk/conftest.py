@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from docker_support import REPO, docker, engine_problem, free_port, image_under_test
+from moto.server import ThreadedMotoServer
 from sagemaker.estimator import Estimator
 from sample_data import make_rows
 from sdk_support import (
@@ -90,6 +91,23 @@ def base_model(image, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def sdk_session(tmp_path_factory):
     return local_session(tmp_path_factory.mktemp("sdk-local"), free_port())
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(docker_engine):
+    """An S3 stand-in (moto in server mode) on loopback: local mode's Processor and Model repacking go through S3.
+    Local mode downloads S3 inputs on this host and mounts them, so no container needs to reach it."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_session(tmp_path_factory, s3_endpoint):
+    """A local-mode session whose S3 is the stand-in."""
+    return local_session(tmp_path_factory.mktemp("sdk-local-s3"), free_port(), s3_endpoint)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import os
 import tarfile
 from pathlib import Path
 
+import boto3
 from docker_support import docker
 from sagemaker.estimator import Estimator
 from sagemaker.local import LocalSession
@@ -17,6 +18,8 @@ from tiny_models import TINY_HYPERPARAMETERS
 ROLE = "arn:aws:iam::111111111111:role/textclf-local-mode"
 # docker-compose names its containers <project>_<host>_1: this names the project after the suite and the session.
 COMPOSE_PROJECT = f"textclf-sdk-test-{os.getpid()}"
+# The default bucket of the sessions that use the S3 stand-in.
+S3_BUCKET = "textclf-sdk-test"
 # Ten epochs, as local_test/tiny-model-hyperparameters.json: the tiny model's validation accuracy settles at 1.0
 # (after 4-5 epochs it can still swing between 0.75 and 1.0). 32 tokens hold every sample text.
 HYPERPARAMETERS = {**TINY_HYPERPARAMETERS, "epochs": "10", "max_length": "32", "logging_steps": "20"}
@@ -50,8 +53,14 @@ class LoopbackPort(int):
         return f"127.0.0.1:{int(self)}"
 
 
-def local_session(container_root: Path, serving_port: int) -> LocalSession:
-    session = LocalSession()
+def local_session(container_root: Path, serving_port: int, s3_endpoint: str | None = None) -> LocalSession:
+    """Local mode as the README sets it up; with `s3_endpoint`, S3 is the stand-in there, with a bucket of ours
+    as the default one (so the SDK never asks STS for an account to name its own)."""
+    if s3_endpoint:
+        # The SDK reads S3's endpoint from the boto session it is given, and fails when given none.
+        session = LocalSession(boto3.Session(), s3_endpoint_url=s3_endpoint, default_bucket=S3_BUCKET)
+    else:
+        session = LocalSession()
     session.config = {
         "local": {
             "local_code": True,

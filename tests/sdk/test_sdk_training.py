@@ -1,4 +1,4 @@
-"""`Estimator.fit` in local mode: what a user gets back, and the clear refusals."""
+"""`Estimator.fit` in local mode: what a user gets back, with the built-in trainer and with a script of their own."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import json
 import shutil
 import tarfile
 
-import pytest
-from sagemaker.estimator import Estimator
+from sagemaker.pytorch import PyTorch
 from sample_data import make_rows
-from sdk_support import HYPERPARAMETERS, ROLE, file_uri, local_path, make_estimator, write_channel
+from script_mode_support import TRAIN_SCRIPT, source_dir
+from sdk_support import ROLE, file_uri, local_path, make_estimator, write_channel
 
 
 def _members(archive) -> dict[str, tarfile.TarInfo]:
@@ -54,30 +54,30 @@ def test_fit_with_one_input_trains_on_it(image, sdk_session, base_model, tmp_pat
     assert "LOAD REPORT" not in output
 
 
-def test_script_mode_is_refused_with_the_reason(image, sdk_session, channels, tmp_path, capfd):
-    # An entry_point makes the SDK pass sagemaker_program: this image cannot run it and must not silently ignore it.
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "train.py").write_text("print('my own training loop')\n")
-    estimator = Estimator(
+def test_a_pytorch_estimator_runs_a_script_mode_training_script(image, sdk_session, tmp_path, capfd):
+    # What a team with its own script writes: a framework estimator given this image_uri, an entry_point and a
+    # source_dir. The SDK passes sagemaker_program and mounts the source directory at /opt/ml/code.
+    code = source_dir(tmp_path / "code", TRAIN_SCRIPT)
+    train = write_channel(tmp_path / "train", make_rows(160, seed=5))
+    estimator = PyTorch(
+        entry_point="train.py",
+        source_dir=str(code),
         image_uri=image,
         role=ROLE,
         instance_count=1,
         instance_type="local",
-        entry_point="train.py",
-        source_dir=str(code),
-        hyperparameters=HYPERPARAMETERS,
+        framework_version="2.5",
+        py_version="py311",
+        hyperparameters={"epochs": 4, "label-column": "label"},
         output_path=file_uri(tmp_path / "out"),
         sagemaker_session=sdk_session,
     )
-    with pytest.raises(RuntimeError, match="exited with code"):
-        estimator.fit(channels)
+    estimator.fit({"train": train})
     output = capfd.readouterr().out
-    assert "The job asks to run the script 'train.py' (sagemaker_program" in output
-    assert "Use the generic Estimator with this image_uri and no entry_point" in output
-    assert "my own training loop" not in output
-    archives = list((tmp_path / "out").rglob("output.tar.gz"))
-    assert len(archives) == 1
-    with tarfile.open(archives[0]) as tar:
-        failure = tar.extractfile(_members(archives[0])["failure"]).read().decode()
-    assert "does not run scripts" in failure  # what SageMaker shows as the job's FailureReason
+    archive = local_path(estimator.model_data)
+    assert "model.json" in _members(archive), output[-3000:]
+    with tarfile.open(archive) as tar:
+        model = json.load(tar.extractfile(_members(archive)["model.json"]))
+    assert model["rows"] == 160 and model["epochs"] == 4, model  # SM_CHANNEL_TRAIN and the hyperparameters
+    assert model["labels"] == ["finance", "sport", "tech", "weather"]
+    assert "trained on 160 rows" in output

@@ -64,6 +64,13 @@ def test_training_job_request_is_what_sagemaker_needs(aws, tmp_path):
     assert request["AlgorithmSpecification"]["MetricDefinitions"] == readme_metric_definitions()
 
 
+def test_a_job_on_two_instances_asks_for_two(aws, tmp_path):
+    result = ship(aws.env(tmp_path), *train_args("--instance-count", "2", "--instance-type", "ml.g5.12xlarge"))
+    assert result.returncode == 0, result.stderr
+    job = aws.client("sagemaker").describe_training_job(TrainingJobName="textclf-train-test")
+    assert job["ResourceConfig"] == {"InstanceType": "ml.g5.12xlarge", "InstanceCount": 2, "VolumeSizeInGB": 30}
+
+
 def test_on_demand_job_has_no_spot_settings_and_a_default_checkpoint_path(aws, tmp_path):
     result = ship(aws.env(tmp_path), *train_args("--checkpoint-s3", "s3://textclf-ckpt/run1/"))
     assert result.returncode == 0, result.stderr

@@ -20,6 +20,16 @@ def _empty_train(tmp_path, model):
     return base
 
 
+def _script_tree(tmp_path, model, submit_directory, code=True):
+    """A script-mode job (the SDK's hyperparameters) whose source directory holds no train.py, or is not there."""
+    hyper = {"sagemaker_program": '"train.py"', "sagemaker_submit_directory": submit_directory}
+    base = _tree(tmp_path, model, hyper=hyper)
+    if code:
+        (base / "code").mkdir()
+        (base / "code" / "README.txt").write_text("not a script")
+    return base
+
+
 def _broken_json(base):
     (base / "input" / "config" / "hyperparameters.json").write_text('{"epochs": "3",')
     return base
@@ -64,9 +74,13 @@ CASES = {
         lambda t, m: _tree(t, m, channels={"train": make_rows(40)}),
         ["No base model", "model_name_or_path"],
     ),
-    "script mode": (
-        lambda t, m: _tree(t, m, hyper={"sagemaker_program": '"train.py"', "sagemaker_submit_directory": '"/code"'}),
-        ["script 'train.py' (sagemaker_program", "does not run scripts", "no entry_point"],
+    "script mode without the script": (
+        lambda t, m: _script_tree(t, m, f'"{t}/code"'),
+        ["The training script train.py failed with exit code 2", "can't open file", "code/train.py"],
+    ),
+    "script mode without its source directory": (
+        lambda t, m: _script_tree(t, m, '"/nowhere/code"', code=False),
+        ["The training toolkit failed running train.py", "No such file or directory: '/nowhere/code'"],
     ),
     "malformed hyperparameters file": (
         lambda t, m: _broken_json(_tree(t, m)),

@@ -89,8 +89,9 @@ def locate(
         found = {p.name: p for p in sorted(paths.input_dir.iterdir()) if p.is_dir() and not p.name.startswith(".")}
     else:
         found = {}
-    model_dir = model or found.get(MODEL_INPUT)
-    found.pop(MODEL_INPUT, None)
+    model_name = _model_input_name(found, paths)
+    model_dir = model or found.get(model_name)
+    found.pop(model_name, None)
     for name, path in found.items():
         if not path.is_dir():
             raise UserError(
@@ -107,6 +108,15 @@ def locate(
     if output is None and job is not None:
         outputs.update({name: path for name, path in job.outputs.items() if name in outputs})
     return Locations(found, outputs, model_dir)
+
+
+def _model_input_name(found: dict[str, Path], paths: ProcessingPaths) -> str:
+    """The input named `model`, or the one mounted at processing/input/model: the SageMaker Python SDK names the
+    inputs a user left unnamed input-1, input-2, ..., so the documented path must be enough."""
+    for name, path in found.items():
+        if path == paths.input_dir / MODEL_INPUT:
+            return name
+    return MODEL_INPUT
 
 
 def read_input(name: str, directory: Path, columns: Columns, split: str | None, into: InputData) -> None:

@@ -20,9 +20,10 @@ from pathlib import Path
 from flask import Flask, Response, g, request
 
 from ..contract import ServingEnvironment, ml_paths, serving_environment
-from . import codecs
+from . import codecs, user_code
 from .batcher import DirectRunner, MicroBatcher
 from .errors import NotReady, PayloadTooLarge
+from .handlers import HookedInference, load_hooked
 from .health import RUN_DIR_ENV, ModelLoader, WorkerGroup
 from .http_errors import STATUS, json_error, register_error_handlers
 from .inference import Inference
@@ -55,9 +56,22 @@ class ServerState:
     group: WorkerGroup
 
 
-def load_model(env: ServingEnvironment, settings: ServingSettings) -> Inference:
-    """The real loader: read the model directory, load and warm up the predictor, build the runner, and bound
-    each request's work by the throughput the warm-up measured."""
+def load_model(env: ServingEnvironment, settings: ServingSettings) -> Inference | HookedInference:
+    """The real loader: the built-in classifier, or the team's inference script (code/inference.py, or
+    SAGEMAKER_PROGRAM) chained with the built-in functions it leaves out. The script is imported here, in each
+    worker before it is ready, so an import error stops the server at start, with its traceback in the log."""
+    model_dir = ml_paths().model_dir
+    script = user_code.locate(env, model_dir)
+    if script is None:
+        return load_builtin(env, settings)
+    log.info("importing the inference script %s", script)
+    code = user_code.load(script)
+    return load_hooked(code, model_dir, lambda: load_builtin(env, settings), env.default_accept)
+
+
+def load_builtin(env: ServingEnvironment, settings: ServingSettings) -> Inference:
+    """The built-in classifier: read the model directory, load and warm up the predictor, build the runner, and
+    bound each request's work by the throughput the warm-up measured."""
     from .modelinfo import describe_model
 
     started = time.perf_counter()
@@ -136,7 +150,7 @@ def gunicorn_app() -> Flask:
     return create_app(group=WorkerGroup.join(Path(os.environ[RUN_DIR_ENV])), exit_on_failure=True)
 
 
-def _inference(state: ServerState) -> Inference:
+def _inference(state: ServerState) -> Inference | HookedInference:
     if not state.loader.ready:
         _, why = state.loader.health()
         raise NotReady(why)
@@ -210,6 +224,12 @@ def _register_routes(app: Flask, state: ServerState) -> None:
     def invocations():
         inference = _inference(state)
         _refuse_oversized(env)  # by Content-Length, before a byte of the body is read
+        if isinstance(inference, HookedInference):  # the script reads any content type, writes any answer
+            headers = request.headers
+            answer, media = inference.invoke(
+                _read_body(env), headers.get("Content-Type"), headers.get("Accept"), g.request_id, g.started
+            )
+            return Response(answer, content_type=media)
         content_type = codecs.check_content_type(request.headers.get("Content-Type"))
         accept = codecs.choose_accept(request.headers.get("Accept"), content_type, env.default_accept)
         body = _read_body(env)

@@ -16,6 +16,7 @@ from pathlib import Path
 from .. import environment
 from ..contract import ServingEnvironment, ml_paths, serving_environment
 from ..errors import UserError
+from . import user_code
 from .codecs import check_default_accept
 from .front import NginxBuild, find_nginx, front_limits
 from .modelinfo import describe_model
@@ -40,7 +41,11 @@ def check() -> NginxBuild:
     settings = load_settings()
     check_default_accept(env.default_accept)
     plan_processes(env, settings, cpu_count(), visible_gpu_ids())
-    describe_model(ml_paths().model_dir)
+    script = user_code.locate(env, ml_paths().model_dir)
+    if script is None:
+        describe_model(ml_paths().model_dir)
+    else:  # its model_fn may load anything: the built-in model is checked in the worker, if it is needed
+        user_code.check_syntax(script)
     return find_nginx()
 
 
@@ -63,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     ).parse_args(argv)
     try:
         nginx = check()
+        script = user_code.locate(serving_environment(), ml_paths().model_dir)
+        if script is not None and user_code.install_requirements(script):
+            print(f"serve: installed {script.parent / user_code.REQUIREMENTS}", file=sys.stderr, flush=True)
     except UserError as exc:
         print(f"serve: cannot start: {exc.cause} {exc.remedy}", file=sys.stderr, flush=True)
         return EXIT_USAGE

@@ -157,7 +157,11 @@ def _loads(text: str, where: str) -> object:
 
 
 def decode_json(text: str, text_pair: bool = False, media: dict[str, str] | None = None) -> DecodedRequest:
-    data = _loads(text, "")
+    return decode_value(_loads(text, ""))
+
+
+def decode_value(data: object) -> DecodedRequest:
+    """A JSON request body's value (`{"inputs": ..., "parameters": ...}`, a string or a list) as a request."""
     if isinstance(data, dict):
         if "inputs" not in data:
             raise InvalidInput('The JSON object has no "inputs"; send {"inputs": "text" or ["text", ...]}.')

@@ -49,3 +49,12 @@ class NotReady(RequestError):
 
 class InferenceTimeout(RequestError):
     """Inference did not finish within SAGEMAKER_MODEL_SERVER_TIMEOUT."""
+
+
+class HookFailed(RequestError):
+    """A function of the team's inference script (or a built-in one it was chained with) raised: a 500 that names
+    the function; the traceback goes to the log only."""
+
+    def __init__(self, hook: str, message: str) -> None:
+        super().__init__(message)
+        self.hook = hook

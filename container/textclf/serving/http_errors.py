@@ -13,6 +13,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from .errors import (
+    HookFailed,
     InferenceTimeout,
     InvalidInput,
     MalformedBody,
@@ -34,6 +35,7 @@ STATUS: dict[type[RequestError], int] = {
     InvalidInput: 422,
     NotReady: 503,
     InferenceTimeout: 503,
+    HookFailed: 500,
 }
 
 

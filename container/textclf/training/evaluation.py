@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 from ..modeling import forward_logits
 from ..windows import aggregate
 from .batching import EncodedSet, collate, evaluation_batches
+from .distributed import World
 
 
 class EvaluationInterrupted(Exception):
@@ -40,7 +42,8 @@ def loss_fn(logits: torch.Tensor, labels: torch.Tensor, multi_label: bool, reduc
 @dataclass
 class Evaluator:
     """Scores its model on a labelled set: loss, accuracy, F1 scores, and for single-label tasks the confusion
-    matrix. Multi-label predictions are sigmoid(logit) >= threshold, the rule `serve` applies."""
+    matrix. Multi-label predictions are sigmoid(logit) >= threshold, the rule `serve` applies. With several
+    workers each scores its shard and the outputs are gathered in example order, so the scores are those of one."""
 
     model: torch.nn.Module
     pad_token_id: int
@@ -49,18 +52,26 @@ class Evaluator:
     device: torch.device
     autocast: Callable[[], AbstractContextManager]
     batch_size: int
+    world: World = field(default_factory=World)
 
     @torch.no_grad()
     def evaluate(self, data: EncodedSet, should_stop: Callable[[], bool] = lambda: False) -> Evaluation:
-        """Raises EvaluationInterrupted as soon as `should_stop()` says so."""
+        """Raises EvaluationInterrupted as soon as `should_stop()` says so (on any rank)."""
         model = self.model
         was_training = model.training
         model.eval()
         all_logits, order = [], []
+        mine = self.world.shard(len(data))
+        lengths = data.lengths
+        batches = [[mine[j] for j in b] for b in evaluation_batches([lengths[i] for i in mine], self.batch_size)]
+        rounds = math.ceil(math.ceil(len(data) / self.world.size) / self.batch_size)  # the largest shard's batches
         try:
-            for indices in evaluation_batches(data.lengths, self.batch_size):
-                if should_stop():
+            for round_ in range(rounds):
+                if self.world.any(should_stop()):
                     raise EvaluationInterrupted
+                if round_ >= len(batches):
+                    continue
+                indices = batches[round_]
                 batch = collate(data, indices, self.pad_token_id, self.multi_label)
                 batch = {k: v.to(self.device) for k, v in batch.items()}
                 batch.pop("labels")
@@ -70,14 +81,14 @@ class Evaluator:
                 order.extend(indices)
         finally:
             model.train(was_training)
-        rows = torch.empty((len(order), all_logits[0].shape[-1]))
-        rows[torch.tensor(order)] = torch.cat(all_logits)
+        empty = torch.zeros((0, model.config.num_labels))
+        _, rows = self.world.gather_outputs(order, torch.cat(all_logits or [empty]).numpy())  # in row order
         if data.owners is not None:  # one answer per text, as `serve` gives it
-            rows = torch.tensor(aggregate(rows.tolist(), data.owners, self.multi_label))
+            rows = np.asarray(aggregate(rows.tolist(), data.owners, self.multi_label), dtype=np.float32)
         targets_list = data.text_targets
         labels = torch.tensor(targets_list, dtype=torch.float if self.multi_label else torch.long)
-        metrics = {"loss": float(loss_fn(rows, labels, self.multi_label))}
-        logits, targets = rows.numpy(), np.asarray(targets_list)
+        metrics = {"loss": float(loss_fn(torch.from_numpy(rows), labels, self.multi_label))}
+        logits, targets = rows, np.asarray(targets_list)
         if self.multi_label:
             predicted = (1 / (1 + np.exp(-logits)) >= self.threshold).astype(int)
             metrics.update(_multi_label_scores(predicted, targets.astype(int)))

@@ -1,8 +1,12 @@
-"""The training loop: plain PyTorch, one device, checkpointed at step boundaries and stoppable by SIGTERM.
+"""The training loop: plain PyTorch, one device per process, checkpointed at step boundaries and stoppable by SIGTERM.
 
 The job's position is a single number, the optimiser step: epoch and batch follow from it, and the batch order of
 an epoch is a pure function of the seed. A checkpoint taken after step N plus that rule is all a resumed job needs.
 The trainer owns its evaluator: the evaluations during training and the final scores use the same one.
+
+Data-parallel (several workers, see distributed.py): an optimiser step takes gradient_accumulation_steps x world
+size batches of that order, and each rank takes every size-th of them, so the global batch grows with the world
+and the step's texts are the ones a single process accumulating as many batches would see, in the same order.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from ..modeling import forward_logits
 from .base_model import default_learning_rate
 from .batching import EncodedSet, collate, training_batches
 from .checkpoints import CheckpointStore
+from .distributed import World, remove_copy
 from .evaluation import EvaluationInterrupted, Evaluator, loss_fn
 from .hyperparameters import Hyperparameters
 
@@ -114,15 +119,25 @@ class Trainer:
         store: CheckpointStore,
         stop_requested: threading.Event,
         emit: Callable[[str], None] = print,
+        world: World | None = None,
     ) -> None:
         self.task, self.model, self.params, self.device = task, task.model, params, device
         self.store, self.stop_requested, self.emit = store, stop_requested, emit
+        self.world = world or World()
         self.batches_per_epoch = math.ceil(len(task.train_data) / params.per_device_batch_size)
-        self.steps_per_epoch = math.ceil(self.batches_per_epoch / params.gradient_accumulation_steps)
+        self.batches_per_step = params.gradient_accumulation_steps * self.world.size
+        self.steps_per_epoch = math.ceil(self.batches_per_epoch / self.batches_per_step)
         self.total_steps = params.max_steps or max(1, math.ceil(params.epochs * self.steps_per_epoch))
         self.learning_rate = params.learning_rate or default_learning_rate(task.model)
         self.dtype = resolve_precision(params.precision, device)
         self.model.to(device)  # before the optimiser exists, so its state lives on the same device as the weights
+        self.ddp = self.model  # what the training steps call: the model, or its DistributedDataParallel wrapper
+        if self.world.distributed:
+            self.ddp = torch.nn.parallel.DistributedDataParallel(
+                self.model,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                process_group=self.world.gradients_group,
+            )
         self.optimizer = make_optimizer(self.model, params, self.learning_rate)
         self.scheduler = get_scheduler(
             params.lr_scheduler,
@@ -139,6 +154,7 @@ class Trainer:
             device,
             self.autocast,
             batch_size=params.per_device_batch_size * 2,  # no gradients: twice the texts fit
+            world=self.world,
         )
         self.result = TrainingResult(step=0, total_steps=self.total_steps)
         self.evals_without_improvement = 0
@@ -165,13 +181,15 @@ class Trainer:
 
     # -- state -------------------------------------------------------------------------------------------------------
 
-    def state_dict(self) -> dict:
+    def state_dict(self, rng_of_ranks: list[dict]) -> dict:
         return {
             "step": self.result.step,
+            "world_size": self.world.size,
+            "rng_of_ranks": rng_of_ranks,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "rng": _capture_rng(),
+            "rng": rng_of_ranks[0],
             "history": self.result.history,
             "best": self.result.best,
             "evals_without_improvement": self.evals_without_improvement,
@@ -180,11 +198,29 @@ class Trainer:
         }
 
     def resume(self) -> bool:
-        """Continue from the newest complete checkpoint, if there is one."""
-        path = self.store.latest()
+        """Continue from the newest complete checkpoint, if there is one (rank 0's, shared with the others)."""
+        found = self.store.latest() if self.world.is_main else None
+        path = self.world.share_checkpoint(found)
         if path is None:
             return False
+        try:
+            self._load(path)
+        finally:
+            remove_copy(path, found)
+        if self.result.best is not None and self.world.is_main:
+            self.result.best_weights = self.store.best()
+        self.emit(f"Resuming from checkpoint {found} at step {self.result.step}/{self.total_steps}.")
+        return True
+
+    def _load(self, path) -> None:
         state = self.store.load_state(path)
+        if state.get("world_size", 1) != self.world.size:
+            log.warning(
+                "Checkpoint %s was written by %d workers, this job has %d: the batches of a step change from here.",
+                path,
+                state.get("world_size", 1),
+                self.world.size,
+            )
         if state["total_steps"] != self.total_steps:
             log.warning(
                 "Checkpoint %s planned %d steps, this job plans %d; resuming with the new plan.",
@@ -196,17 +232,17 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        _restore_rng(state["rng"])
+        rng_of_ranks = state.get("rng_of_ranks") or [state["rng"]]
+        _restore_rng(rng_of_ranks[self.world.rank] if len(rng_of_ranks) == self.world.size else state["rng"])
         self.result.step, self.result.history, self.result.best = state["step"], state["history"], state["best"]
         self.evals_without_improvement = state["evals_without_improvement"]
         self.last_eval_step = state["last_eval_step"]
-        if self.result.best is not None:
-            self.result.best_weights = self.store.best()
-        self.emit(f"Resuming from checkpoint {path} at step {self.result.step}/{self.total_steps}.")
-        return True
 
     def _save_checkpoint(self) -> None:
-        self.store.save(self.result.step, self.model, self.state_dict())
+        rng_of_ranks = self.world.gather_objects(_capture_rng())  # every rank's dropout stream, for exact resume
+        if self.world.is_main:
+            self.store.save(self.result.step, self.model, self.state_dict(rng_of_ranks))
+        self.world.wait_for_main()
 
     # -- loop --------------------------------------------------------------------------------------------------------
 
@@ -224,8 +260,8 @@ class Trainer:
                 batches = training_batches(
                     self.task.train_data.lengths, self.params.per_device_batch_size, self.params.seed, epoch
                 )
-            accumulation = self.params.gradient_accumulation_steps
-            group = batches[step_in_epoch * accumulation : (step_in_epoch + 1) * accumulation]
+            per_step = self.batches_per_step
+            group = batches[step_in_epoch * per_step : (step_in_epoch + 1) * per_step]
             loss = self._optimizer_step(group)
             result.step += 1
             samples_since_log += sum(len(b) for b in group)
@@ -233,6 +269,7 @@ class Trainer:
             steps_since_log += 1
             if result.step % self.params.logging_steps == 0 or result.step == self.total_steps:
                 now = time.monotonic()
+                loss_since_log = self.world.sum(loss_since_log)[0]  # each rank's share of the steps' mean loss
                 self._log_progress(
                     loss_since_log / steps_since_log,
                     samples_since_log / max(now - log_clock, 1e-9),
@@ -242,7 +279,8 @@ class Trainer:
             if self._eval_due(result.step):
                 self._evaluate()
             stop_early = self._patience_exhausted()
-            if self._checkpoint_due(result.step) or self._should_stop() or stop_early:
+            stopping = self._should_stop()  # asked on every rank every step: all ranks stop at the same step
+            if self._checkpoint_due(result.step) or stopping or stop_early:
                 self._save_checkpoint()
             if stop_early:
                 result.early_stopped = True
@@ -257,21 +295,31 @@ class Trainer:
         return result
 
     def _should_stop(self) -> bool:
-        return self.stop_requested.is_set()
+        """A SIGTERM on any rank, agreed by all (a collective: every rank calls this at the same points)."""
+        return self.world.any(self.stop_requested.is_set())
 
     def _optimizer_step(self, group: list[list[int]]) -> float:
+        """One step over the step's batches (all ranks'); returns this rank's share of the step's mean loss."""
         samples = sum(len(indices) for indices in group)
+        world = self.world
+        share, weight = group[world.rank :: world.size], 1.0
+        if not share:  # the epoch's last step has fewer batches than ranks: join the gradient exchange with nothing
+            share, weight = group[:1], 0.0
         total = torch.zeros((), device=self.device)
         task = self.task
-        for indices in group:
+        for position, indices in enumerate(share):
             batch = collate(task.train_data, indices, task.pad_token_id, task.multi_label)
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             labels = batch.pop("labels")
-            with self.autocast():
-                logits = forward_logits(self.model, batch)
-            # Sum over texts, divided by the texts of the whole step: every text weighs the same whatever the split.
-            loss = loss_fn(logits, labels, task.multi_label, reduction="sum") / samples
-            self.scaler.scale(loss).backward()
+            last = position == len(share) - 1
+            # Gradients are exchanged once per step, after the last batch; the ones before only accumulate.
+            with contextlib.nullcontext() if last or not world.distributed else self.ddp.no_sync():
+                with self.autocast():
+                    logits = forward_logits(self.ddp, batch)
+                # Sum over texts, divided by the texts of the whole step (all ranks'): every text weighs the same
+                # whatever the split. DistributedDataParallel averages over ranks: the world size undoes that.
+                loss = loss_fn(logits, labels, task.multi_label, reduction="sum") / samples * weight
+                self.scaler.scale(loss * world.size).backward()
             total += loss.detach()
         if self.params.max_grad_norm > 0:
             self.scaler.unscale_(self.optimizer)
@@ -291,12 +339,15 @@ class Trainer:
             "epoch": step / self.steps_per_epoch,
         }
         self.result.history.append({"step": step, **values})
+        if not self.world.is_main:  # a line in each host's log that it took part, never a metric line
+            log.info("Worker %s finished step %d/%d.", self.world, step, self.total_steps)
+            return
         eta = _format_duration(seconds_per_step * (self.total_steps - step))
         self.emit(f"step={step}/{self.total_steps}; {metric_line(values)} eta={eta};")
 
     def _evaluate(self) -> None:
         try:
-            evaluation = self.evaluator.evaluate(self.task.eval_data, self._should_stop)
+            evaluation = self.evaluator.evaluate(self.task.eval_data, self.stop_requested.is_set)
         except EvaluationInterrupted:
             log.info("Evaluation at step %d interrupted by a stop request; it runs again on resume.", self.result.step)
             return
@@ -318,7 +369,9 @@ class Trainer:
             return
         self.evals_without_improvement = 0
         self.result.best = {"step": step, "metric": name, "value": value, "metrics": metrics}
-        self.result.best_weights = self.store.save_best(step, self.model, name, value)
+        if self.world.is_main:
+            self.result.best_weights = self.store.save_best(step, self.model, name, value)
+        self.world.wait_for_main()
 
     def _patience_exhausted(self) -> bool:
         patience = self.params.early_stopping_patience

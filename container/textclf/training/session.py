@@ -22,6 +22,7 @@ from .base_model import load_base, resolve_source
 from .batching import EncodedSet, encode
 from .checkpoints import CheckpointStore
 from .data import ChannelData, Example, drop_unknown_labels, learn_labels, read_channel, split_validation
+from .distributed import World, device_of
 from .evaluation import EvaluationInterrupted
 from .hyperparameters import Hyperparameters
 from .loop import Trainer, TrainingResult, TrainingTask, metric_line
@@ -38,10 +39,12 @@ class TrainingSession:
         channels: dict[str, Channel],
         stop: threading.Event,
         emit: Callable[[str], None],
+        world: World | None = None,
     ) -> None:
         self.paths, self.params, self.stop, self.emit = paths, params, stop, emit
+        self.world = world or World()  # every rank reads and encodes all the data; each trains on its share
         seed_everything(params.seed)
-        self.device = pick_device()
+        self.device = device_of(self.world) if self.world.distributed else pick_device()
         train = self._read(channels["train"])
         self.labels = learn_labels(train.examples, params.multi_label)
         train_examples, validation = self._validation_set(train.examples, channels.get("validation"))
@@ -58,7 +61,8 @@ class TrainingSession:
             self.labels.multi_label,
             params.multi_label_threshold,
         )
-        self.trainer = Trainer(task, params, self.device, CheckpointStore(paths.checkpoints_dir), stop, emit)
+        store = CheckpointStore(paths.checkpoints_dir)
+        self.trainer = Trainer(task, params, self.device, store, stop, emit, self.world)
         if task.train_data.owners is not None:
             self.emit(
                 f"Long texts read as {params.long_text}: {len(task.train_data)} training windows of "
@@ -96,8 +100,9 @@ class TrainingSession:
             f"learning rate {self.trainer.learning_rate:g}, precision {self.trainer.dtype or 'fp32'}."
         )
         result = self.trainer.fit()
-        if result.best_weights is not None:
+        if result.best_weights is not None:  # only rank 0 has the best weights, in its checkpoints directory
             CheckpointStore.load_weights(result.best_weights, self.model)
+        self.world.broadcast_parameters(self.model)
         return result
 
     def _evaluate(self, data: EncodedSet):
@@ -107,7 +112,10 @@ class TrainingSession:
     # -- outputs -------------------------------------------------------------------------------------------------
 
     def write_model(self, result: TrainingResult, summary: dict) -> None:
-        """The deployable model: weights (safetensors), tokenizer, id2label, and textclf.json. No checkpoints."""
+        """The deployable model: weights (safetensors), tokenizer, id2label, and textclf.json. No checkpoints.
+        Global rank 0 only: every other host leaves its /opt/ml/model empty."""
+        if not self.world.is_main:
+            return
         model_dir = self.paths.model_dir
         with faults.writing("the model", model_dir):
             self._save(model_dir, summary)
@@ -144,7 +152,8 @@ class TrainingSession:
             "train_seconds": seconds,
         }
         confusion = None if result.stopped else self._final_evaluation(summary)
-        write_reports(self.paths.output_data_dir, summary, result.history, self.labels.names, confusion)
+        if self.world.is_main:
+            write_reports(self.paths.output_data_dir, summary, result.history, self.labels.names, confusion)
         return summary
 
     def _final_evaluation(self, summary: dict) -> np.ndarray | None:
