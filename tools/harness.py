@@ -154,6 +154,26 @@ class Server:
             time.sleep(0.1)
         raise AssertionError(f"serve not ready within {timeout} s:\n{self.log[-4000:]}")
 
+    def wait_exit(self, timeout: float) -> int:
+        """serve's exit code, once it has exited by itself within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert self.process.poll() is not None, f"serve still running after {timeout} s:\n{self.log[-3000:]}"
+        return self.process.returncode
+
+    def pings_until_exit(self, timeout: float) -> set[int]:
+        """The /ping statuses seen while serve runs, polled until it exits (or `timeout` seconds pass)."""
+        statuses: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None and time.monotonic() < deadline:
+            try:
+                statuses.add(self.ping(timeout=1).status_code)
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        return statuses
+
     def post(self, body, content_type: str = "application/json", accept: str | None = None, **kwargs):
         headers = {"Content-Type": content_type, **kwargs.pop("headers", {})}
         if accept:

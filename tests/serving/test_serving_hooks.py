@@ -38,14 +38,6 @@ def serving(model_dir: Path | None, **env: str):
         server.stop()
 
 
-def wait_exit(server: Server, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    while server.process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert server.process.poll() is not None, f"serve still running after {timeout} s:\n{server.log[-3000:]}"
-    return server.process.returncode
-
-
 OUTPUT_ONLY = """
     import json
 
@@ -247,15 +239,8 @@ def test_a_script_that_cannot_serve_stops_the_server_at_start_with_the_cause(ber
     model = with_code(bert_model_dir, tmp_path / "model", script)
     server = Server(model).start()
     try:
-        statuses = set()
-        deadline = time.monotonic() + 60
-        while server.process.poll() is None and time.monotonic() < deadline:
-            try:
-                statuses.add(server.ping(timeout=1).status_code)
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        assert wait_exit(server, 1) != 0
+        statuses = server.pings_until_exit(60)
+        assert server.wait_exit(1) != 0
         assert 200 not in statuses
         assert cause in server.log
     finally:
@@ -266,7 +251,7 @@ def test_a_syntax_error_stops_serve_before_any_worker_starts(bert_model_dir, tmp
     model = with_code(bert_model_dir, tmp_path / "model", "def output_fn(prediction, accept)\n    return b''\n")
     server = Server(model).start()
     try:
-        assert wait_exit(server, 30) == 2
+        assert server.wait_exit(30) == 2
         assert "serve: cannot start:" in server.log and "inference.py line 1: " in server.log
         assert "Traceback" not in server.log
     finally:
@@ -276,7 +261,7 @@ def test_a_syntax_error_stops_serve_before_any_worker_starts(bert_model_dir, tmp
 def test_a_missing_sagemaker_program_stops_serve_with_a_clear_message(bert_model_dir, tmp_path):
     server = Server(bert_model_dir, SAGEMAKER_PROGRAM="nowhere.py", SAGEMAKER_SUBMIT_DIRECTORY=str(tmp_path)).start()
     try:
-        assert wait_exit(server, 30) == 2
+        assert server.wait_exit(30) == 2
         assert f"SAGEMAKER_PROGRAM='nowhere.py' names no file: {tmp_path}/nowhere.py does not exist" in server.log
     finally:
         server.stop()
@@ -365,7 +350,7 @@ def test_sigterm_drains_requests_in_flight_in_hooks(bert_model_dir, tmp_path):
             answers = [f.result() for f in futures]
         assert [a.status_code for a in answers] == [200] * 4
         assert all(a.json() == [{"label": "late", "score": 1.0}] for a in answers)
-        assert wait_exit(server, 25) == 0
+        assert server.wait_exit(25) == 0
     finally:
         server.stop()
 

@@ -16,18 +16,10 @@ from harness import Server
 from sample_data import SAMPLE_TEXTS, make_rows
 
 
-def wait_exit(server: Server, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    while server.process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert server.process.poll() is not None, f"serve still running after {timeout} s:\n{server.log[-3000:]}"
-    return server.process.returncode
-
-
 def test_missing_model_directory_stops_serve_with_a_clear_message():
     server = Server(None).start()
     try:
-        code = wait_exit(server, 30)
+        code = server.wait_exit(30)
         assert code == 2
         assert "serve: cannot start: The model directory" in server.log
         assert "does not exist" in server.log and "SAGEMAKER_BASE_DIR" in server.log
@@ -45,7 +37,7 @@ def test_a_model_from_a_newer_format_is_refused_before_serving(bert_model_dir, t
     (newer / "textclf.json").write_text(json.dumps({**metadata, "format_version": 99}))
     server = Server(newer).start()
     try:
-        assert wait_exit(server, 30) == 2
+        assert server.wait_exit(30) == 2
         assert "has format_version 99; this image reads up to 2" in server.log
         assert "Traceback" not in server.log
     finally:
@@ -58,15 +50,8 @@ def test_a_model_that_cannot_load_stops_the_server(bert_model_dir, tmp_path):
     (broken / "model.safetensors").write_bytes(b"these are not weights")
     server = Server(broken).start()
     try:
-        statuses = set()
-        deadline = time.monotonic() + 90
-        while server.process.poll() is None and time.monotonic() < deadline:
-            try:
-                statuses.add(server.ping(timeout=1).status_code)
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        assert wait_exit(server, 1) != 0
+        statuses = server.pings_until_exit(90)
+        assert server.wait_exit(1) != 0
         assert 200 not in statuses
         assert "the model failed to load" in server.log and "Worker failed to boot" in server.log
     finally:
@@ -129,7 +114,7 @@ def test_ping_503_then_200_killed_worker_replaced_and_sigterm_loses_nothing(bert
             answers = [f.result() for f in futures]
         assert [a.status_code for a in answers] == [200] * 8
         assert all(len(a.json()) == 2 for a in answers)
-        assert wait_exit(server, 25) == 0
+        assert server.wait_exit(25) == 0
         assert time.monotonic() - stopped_at < 25
         assert "Handling signal: term" in server.log and "server stopped" in server.log
     finally:
