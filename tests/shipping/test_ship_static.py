@@ -1,5 +1,5 @@
 """The shipping tool stays out of the image: the image's code never imports boto3 and its build context never
-holds shipping/."""
+holds shipping/. (boto3 itself is in the image since script mode: the training toolkit fetches source from S3.)"""
 
 from __future__ import annotations
 
@@ -20,4 +20,3 @@ def test_image_code_never_imports_boto3():
 def test_build_context_leaves_shipping_out():
     allowed = [line[1:] for line in (REPO / ".dockerignore").read_text().splitlines() if line.startswith("!")]
     assert not any(entry.startswith("shipping") for entry in allowed), allowed
-    assert "boto3" not in (REPO / "requirements" / "image.txt").read_text().lower()
