@@ -17,6 +17,9 @@ from .environment import read as read_environment
 from .errors import UserError
 
 DEFAULT_BASE_DIR = "/opt/ml"
+# SageMaker keeps this many characters of a job's failure file (a training job's FailureReason, a processing
+# job's ExitMessage): every failure message is written to fit it.
+FAILURE_MESSAGE_LIMIT = 1024
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"  # the inference toolkit's name; moves the whole tree (tests, laptops)
 
 # Keys that SDKs and tuning jobs add to hyperparameters.json; they are not ours to interpret.

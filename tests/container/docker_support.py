@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-from harness import make_ml_tree
+from harness import free_port, make_ml_tree
 from sample_data import make_rows
 from tiny_models import TINY_HYPERPARAMETERS
 
@@ -65,12 +64,6 @@ def image_under_test() -> str:
             f"building the image failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
     return TEST_IMAGE
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def open_to_any_user(path: Path, writable: bool = False) -> Path:

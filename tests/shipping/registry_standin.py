@@ -5,22 +5,16 @@ tool logged in with the token as ECR hands it out. Docker allows plain HTTP to 1
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import bcrypt
 import requests
+from harness import free_port
 
 ECR_USER = "AWS"
 ECR_PASSWORD = "123456789012-auth-token"  # moto's token is base64("AWS:<account>-auth-token")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def push_tools_problem() -> str | None:

@@ -14,7 +14,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from ..contract import ProcessingPaths, log_level, processing_paths, read_processing_job
+from ..contract import FAILURE_MESSAGE_LIMIT, ProcessingPaths, log_level, processing_paths, read_processing_job
 from ..errors import UserError
 from . import scoring
 from .inputs import Columns, add_input_argument, locate
@@ -24,7 +24,6 @@ from .split import RARE_ACTIONS
 log = logging.getLogger("textclf.prepare")
 
 EXIT_FAILED = 1
-MESSAGE_LIMIT = 1024  # SageMaker shows this many characters of the message file as the job's ExitMessage
 
 
 class _Parser(argparse.ArgumentParser):
@@ -101,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 def write_message(paths: ProcessingPaths, message: str) -> None:
     try:
         paths.message_file.parent.mkdir(parents=True, exist_ok=True)
-        paths.message_file.write_text(message.strip()[:MESSAGE_LIMIT] + "\n", encoding="utf-8")
+        paths.message_file.write_text(message.strip()[:FAILURE_MESSAGE_LIMIT] + "\n", encoding="utf-8")
     except OSError:
         log.exception("Could not write %s", paths.message_file)
 
@@ -147,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         write_message(
             paths,
-            f"Internal error: {type(exc).__name__}: {exc}"[: MESSAGE_LIMIT - 150]
+            f"Internal error: {type(exc).__name__}: {exc}"[: FAILURE_MESSAGE_LIMIT - 150]
             + " This is likely a bug in the container; the traceback is in the job's logs.",
         )
         return EXIT_FAILED

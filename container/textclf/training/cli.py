@@ -16,6 +16,7 @@ import time
 import traceback
 
 from ..contract import (
+    FAILURE_MESSAGE_LIMIT,
     MLPaths,
     log_level,
     ml_paths,
@@ -34,7 +35,6 @@ log = logging.getLogger("textclf.train")
 
 EXIT_FAILED = 1
 EXIT_STOPPED = 128 + signal.SIGTERM  # SageMaker sends SIGKILL 120 s after SIGTERM; we are long gone by then
-FAILURE_LIMIT = 1024  # SageMaker keeps this many characters of the failure file as FailureReason
 # The SageMaker SDKs give a single unnamed input (`estimator.fit("s3://...")`) this channel name; it means `train`.
 SDK_SINGLE_CHANNEL = "training"
 
@@ -78,7 +78,7 @@ def _describe_unexpected(exc: BaseException) -> str:
     if isinstance(exc, MemoryError):
         return "Out of host memory. Use an instance with more memory, or lower per_device_batch_size or max_length."
     return (
-        f"Internal error: {type(exc).__name__}: {exc}"[: FAILURE_LIMIT - 200]
+        f"Internal error: {type(exc).__name__}: {exc}"[: FAILURE_MESSAGE_LIMIT - 200]
         + " This is likely a bug in the training container; the traceback is in the job's logs (stderr)."
     )
 

@@ -24,7 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..contract import MLPaths
+from ..contract import FAILURE_MESSAGE_LIMIT, MLPaths
 from ..errors import UserError
 
 log = logging.getLogger("textclf.train")
@@ -33,7 +33,6 @@ log = logging.getLogger("textclf.train")
 STOP_GRACE_SECONDS = 90
 # A program that ends normally may leave processes behind (a data loader, a server): they get this long.
 LEFTOVER_GRACE_SECONDS = 10
-FAILURE_LIMIT = 1024  # SageMaker keeps this many characters of the failure file as FailureReason
 STDERR_TAIL_BYTES = 16 * 1024
 POLL_SECONDS = 0.1
 PR_SET_CHILD_SUBREAPER = 36
@@ -205,7 +204,7 @@ def _require_config(paths: MLPaths) -> None:
 
 def failure_reason(program: str, code_dir: Path, status: int, toolkit_said: str, stderr: str) -> str:
     """What went wrong, from the toolkit's failure file (the error class and the exit code of the command that
-    failed) and the stderr tail, within FAILURE_LIMIT."""
+    failed) and the stderr tail, within FAILURE_MESSAGE_LIMIT."""
     kind = toolkit_said.split(":", 1)[0].strip()
     exit_code = re.search(r"^ExitCode (-?\d+)", toolkit_said, re.MULTILINE)
     code = exit_code.group(1) if exit_code else str(status)
@@ -222,7 +221,7 @@ def failure_reason(program: str, code_dir: Path, status: int, toolkit_said: str,
         last = [line for line in toolkit_said.strip().splitlines() if line.strip()][-1:] or ["no reason given"]
         head = f"The training toolkit failed running {program} (exit code {code}): {last[0].strip()[:300]}"
         source = "stderr"
-    return head + _tail_within(stderr, f" Last lines of {source}:\n", FAILURE_LIMIT - len(head))
+    return head + _tail_within(stderr, f" Last lines of {source}:\n", FAILURE_MESSAGE_LIMIT - len(head))
 
 
 def _tail_within(stderr: str, label: str, budget: int) -> str:
