@@ -106,6 +106,10 @@ def children(pid: int) -> list[int]:
     return sorted(found)
 
 
+# For tests about one worker's own state (its pid, its log, its memory): on CPU `serve` runs a worker per core.
+ONE_WORKER = {"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
+
+
 class Server:
     """One `serve` process with its own /opt/ml tree whose model/ links to `model_dir` (None: no model at all)."""
 

@@ -58,3 +58,28 @@ def load_classifier(model_dir: Path | str, tokenizer: PreTrainedTokenizerBase, *
 
 def pick_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+# CPU feature flags (as Linux lists them in /proc/cpuinfo) of instructions that compute in bfloat16 natively.
+# Without them oneDNN emulates bfloat16 and is slower than float32; with them (AVX512_BF16: AMD Zen 4 and later,
+# Intel Cooper Lake; AMX: Intel Sapphire Rapids and later, e.g. c7i/m7i) MiniLM ran 2x faster (make bench).
+NATIVE_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def cpu_computes_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU has bfloat16 instructions; False where the flags cannot be read."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return not NATIVE_BF16_CPU_FLAGS.isdisjoint(flags)
+
+
+def auto_bf16(device: torch.device) -> bool:
+    """The rule behind precision=auto (training) and TEXTCLF_DTYPE=auto (serving), one for both so that a model is
+    served in the precision it was evaluated in: bfloat16 on GPUs that support it and on CPUs that compute it
+    natively. On fortunes topics MiniLM kept its accuracy (0.747 trained either way) and every served label."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return cpu_computes_bf16()

@@ -41,4 +41,4 @@ def multilabel_server(multilabel_model_dir):
 
 @pytest.fixture(scope="module")
 def pair_server(pair_model_dir):
-    yield from _serve(pair_model_dir)
+    yield from _serve(pair_model_dir, TEXTCLF_DTYPE="float32")  # its answers are compared with float32 references

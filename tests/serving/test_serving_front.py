@@ -13,7 +13,7 @@ import time
 
 import pytest
 import requests
-from harness import Server
+from harness import ONE_WORKER, Server
 from sample_data import SAMPLE_TEXTS
 from slow_clients import open_stalled_connections, still_open
 
@@ -205,7 +205,9 @@ def test_keep_alive_outlasts_a_proxys_60_s_idle(bert_server):
 
 def test_gateway_errors_are_json(bert_model_dir):
     # A 1 s inference limit makes nginx's own limit 6 s; a 0.7 s batch window keeps a request in flight.
-    server = Server(bert_model_dir, SAGEMAKER_MODEL_SERVER_TIMEOUT="1", TEXTCLF_MAX_BATCH_DELAY_MS="700").start()
+    server = Server(
+        bert_model_dir, SAGEMAKER_MODEL_SERVER_TIMEOUT="1", TEXTCLF_MAX_BATCH_DELAY_MS="700", **ONE_WORKER
+    ).start()
     try:
         server.wait_ready()
         url = f"{server.url}/invocations"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from harness import Server
+from harness import ONE_WORKER, Server
 from sample_data import make_rows
 
 
@@ -23,7 +23,9 @@ def worker_rss_mb(server: Server) -> float:
 @pytest.fixture(scope="module")
 def short_deadline_server(bert_model_dir):
     # Five seconds for a request: the measured token bound is small enough to cross with a payload of a few MB.
-    server = Server(bert_model_dir, SAGEMAKER_MODEL_SERVER_TIMEOUT="5", SAGEMAKER_MAX_PAYLOAD_IN_MB="20").start()
+    server = Server(
+        bert_model_dir, SAGEMAKER_MODEL_SERVER_TIMEOUT="5", SAGEMAKER_MAX_PAYLOAD_IN_MB="20", **ONE_WORKER
+    ).start()
     try:
         yield server.wait_ready()
     finally:
@@ -73,6 +75,7 @@ def test_a_large_request_gives_its_memory_back(bert_model_dir):
         SAGEMAKER_MAX_PAYLOAD_IN_MB="6",
         SAGEMAKER_MODEL_SERVER_TIMEOUT="600",
         TEXTCLF_MAX_REQUEST_TOKENS="2000000",
+        **ONE_WORKER,
     ).start()
     try:
         server.wait_ready()

@@ -19,6 +19,9 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 MAX_LENGTH = int(TINY_HYPERPARAMETERS["max_length"])
 STRIDE, MAX_CHUNKS = 40, 4
 REQUEST_TOKENS = 2000  # TEXTCLF_MAX_REQUEST_TOKENS of the chunked servers: 7 texts of four full windows fit
+# The served scores are compared with float32 references computed here: the servers compute in float32 too (on a
+# CPU with bf16 instructions they would pick bfloat16 by default, a precision question these tests do not ask).
+EXACT = {"TEXTCLF_DTYPE": "float32"}
 
 
 def long_rows(count: int, seed: int) -> list[dict]:
@@ -38,7 +41,7 @@ def long_rows(count: int, seed: int) -> list[dict]:
 def _train(tmp_path_factory, name: str, base_model, **hyper: str):
     base = make_ml_tree(
         tmp_path_factory.mktemp(name),
-        {**TINY_HYPERPARAMETERS, **hyper},
+        {**TINY_HYPERPARAMETERS, "precision": "fp32", **hyper},  # evaluated as the float32 servers answer
         {"train": long_rows(120, seed=1), "validation": long_rows(40, seed=2), "model": base_model},
         channel_format="jsonl",
     )
@@ -59,7 +62,7 @@ def chunked(request, tmp_path_factory, tiny_bert_base, tiny_gpt2_base):
         chunk_stride=str(STRIDE),
         max_chunks=str(MAX_CHUNKS),
     )
-    server = Server(base / "model", TEXTCLF_MAX_REQUEST_TOKENS=str(REQUEST_TOKENS)).start()
+    server = Server(base / "model", TEXTCLF_MAX_REQUEST_TOKENS=str(REQUEST_TOKENS), **EXACT).start()
     try:
         yield base, server.wait_ready()
     finally:
@@ -156,7 +159,7 @@ def test_a_one_window_text_answers_exactly_as_the_truncate_model(chunked, tmp_pa
     (as_truncate / "textclf.json").write_text(json.dumps({**meta, "long_text": "truncate"}))
     short = [row["text"] for row in long_rows(12, seed=4) if len(row["text"].split()) < 25][:4]
     assert short
-    truncating = Server(as_truncate).start().wait_ready()
+    truncating = Server(as_truncate, **EXACT).start().wait_ready()
     try:
         for text in short:  # one text per request: the same batch of one on both servers
             body = {"inputs": text, "parameters": {"top_k": None}}
@@ -191,7 +194,7 @@ def test_head_tail_serves_the_first_and_last_tokens(tmp_path_factory, tiny_bert_
     window = [tokenizer.cls_token_id, *ids[:head], *ids[len(ids) - (content - head) :], tokenizer.sep_token_id]
     with torch.no_grad():
         expected = model(input_ids=torch.tensor([window])).logits[0].softmax(-1).tolist()
-    server = Server(model_dir).start().wait_ready()
+    server = Server(model_dir, **EXACT).start().wait_ready()
     try:
         answer = server.post({"inputs": text, "parameters": {"top_k": None}}).json()
         assert _scores(answer) == pytest.approx({model.config.id2label[i]: p for i, p in enumerate(expected)}, abs=1e-5)

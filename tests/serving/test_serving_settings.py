@@ -14,12 +14,17 @@ from harness import REPO, SERVE
 from textclf import environment
 from textclf.contract import ServingEnvironment, serving_environment
 from textclf.errors import UserError
+from textclf.modeling import cpu_computes_bf16
 from textclf.serving.settings import (
     ServingSettings,
+    cpu_count,
+    cpu_workers_memory_allows,
     gpu_count,
     load_settings,
+    memory_available,
     plan_processes,
     visible_gpu_ids,
+    weights_bytes,
 )
 
 
@@ -67,10 +72,11 @@ def test_bad_values_name_the_knob(name, value):
         load_settings({name: value})
 
 
-def test_cpu_plan_keeps_workers_times_threads_within_cores():
+def test_cpu_plan_is_a_single_threaded_worker_per_core_as_far_as_memory_allows():
     plan = plan_processes(ServingEnvironment(), ServingSettings(), cores=8, gpus=[])
-    assert (plan.workers, plan.torch_threads, plan.on_gpu) == (1, 7, False)  # one core for the HTTP threads
-    assert plan_processes(ServingEnvironment(), ServingSettings(), cores=2, gpus=[]).torch_threads == 1
+    assert (plan.workers, plan.torch_threads, plan.on_gpu) == (8, 1, False)
+    plan = plan_processes(ServingEnvironment(), ServingSettings(), cores=8, gpus=[], memory_allows=3)
+    assert (plan.workers, plan.torch_threads) == (3, 2)  # the cores shared out among the workers that fit
     assert plan_processes(ServingEnvironment(), ServingSettings(), cores=1, gpus=[]).torch_threads == 1
     plan = plan_processes(ServingEnvironment(workers=3), ServingSettings(), cores=8, gpus=[])
     assert (plan.workers, plan.torch_threads) == (3, 2)
@@ -82,7 +88,7 @@ def test_gpu_plan_is_one_worker_per_device():
     plan = plan_processes(ServingEnvironment(), ServingSettings(), cores=16, gpus=["0", "1", "2", "3"])
     assert plan.workers == 4 and plan.devices == ("0", "1", "2", "3") and plan.torch_threads == 4
     forced_cpu = plan_processes(ServingEnvironment(), ServingSettings(device="cpu"), cores=16, gpus=["0"])
-    assert not forced_cpu.on_gpu and forced_cpu.workers == 1
+    assert not forced_cpu.on_gpu and forced_cpu.workers == 16
     with pytest.raises(UserError, match="no GPU"):
         plan_processes(ServingEnvironment(), ServingSettings(device="cuda"), cores=4, gpus=[])
 
@@ -125,3 +131,25 @@ def test_gunicorn_hooks_bind_each_worker_to_its_own_gpu(monkeypatch, tmp_path):
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TOKENIZERS_PARALLELISM"):
             monkeypatch.delenv(name, raising=False)
         sys.modules.pop("textclf.serving.gunicorn_conf", None)
+
+
+def test_workers_that_fit_in_memory_count_each_copy_of_the_weights(tmp_path):
+    gib = 1 << 30
+    (tmp_path / "model.safetensors").write_bytes(b"\0" * 4096)
+    (tmp_path / "config.json").write_text("{}")  # not weights
+    assert weights_bytes(tmp_path) == 4096
+    assert cpu_workers_memory_allows(16 * gib, gib // 2) == 6  # 12 GiB usable, 2 GiB a worker
+    assert cpu_workers_memory_allows(gib, 4 * gib) == 1  # never fewer than one
+    assert cpu_workers_memory_allows(None, gib) is None  # unknown: the cores decide
+    assert memory_available() is None or memory_available() > 0
+
+
+def test_a_default_server_runs_a_worker_per_core_in_the_precision_this_cpu_computes_fastest(bert_server):
+    # bert_server leaves workers, threads and dtype at their defaults.
+    log = bert_server.log
+    cores = cpu_count()
+    plan = re.search(rf"process plan: (\d+) workers x \d+ request threads, (\d+) torch threads each, {cores} CPU", log)
+    workers, threads = int(plan.group(1)), int(plan.group(2))
+    assert 1 <= workers <= cores and threads == cores // workers and len(bert_server.workers()) == workers
+    expected = "bfloat16" if cpu_computes_bf16() else "float32"
+    assert log.count(f"on cpu as {expected}") == workers, log[-2000:]

@@ -24,14 +24,18 @@ from textclf.serving.settings import (
     GRACEFUL_TIMEOUT_S,
     KEEPALIVE_S,
     cpu_count,
+    cpu_workers_memory_allows,
     load_settings,
+    memory_available,
     plan_processes,
     visible_gpu_ids,
+    weights_bytes,
 )
 
 _env = serving_environment()
 _settings = load_settings()
-_plan = plan_processes(_env, _settings, cpu_count(), visible_gpu_ids())
+_memory_allows = cpu_workers_memory_allows(memory_available(), weights_bytes(ml_paths().model_dir))
+_plan = plan_processes(_env, _settings, cpu_count(), visible_gpu_ids(), _memory_allows)
 
 # --- settings ---------------------------------------------------------------------------------------------------
 # No bind here: serve passes `--bind unix:<run dir>/gunicorn.sock`. Only nginx listens on SageMaker's port
@@ -101,12 +105,14 @@ def on_starting(server) -> None:
     devices = ", ".join(_plan.devices) if _plan.on_gpu else "none (CPU)"
     log.info("model directory %s", ml_paths().model_dir)
     log.info(
-        "process plan: %d workers x %d request threads, %d torch threads each, %d CPU cores, GPUs: %s",
+        "process plan: %d workers x %d request threads, %d torch threads each, %d CPU cores, GPUs: %s; memory "
+        "for %s CPU workers",
         _plan.workers,
         _settings.http_threads,
         _plan.torch_threads,
         _plan.cores,
         devices,
+        _memory_allows or "any number of",
     )
     log.info(
         "SageMaker: port=%d workers=%s timeout=%ds max_payload=%dMB batch_transform=%s batch_strategy=%s "

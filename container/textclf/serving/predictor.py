@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import torch
 import transformers
 
-from ..modeling import forward_logits, load_classifier, load_tokenizer
+from ..modeling import auto_bf16, forward_logits, load_classifier, load_tokenizer
 from ..windows import Framing, content_ids, frame_windows, reads_all
 from .errors import InvalidInput
 from .inputs import TextInput
@@ -37,9 +37,7 @@ def _pick_device(setting: str) -> torch.device:
 def _pick_dtype(setting: str, device: torch.device) -> torch.dtype:
     if setting != "auto":
         return getattr(torch, setting)
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16  # the same rule as training's precision=auto
-    return torch.float32
+    return torch.bfloat16 if auto_bf16(device) else torch.float32  # the same rule as training's precision=auto
 
 
 class Predictor:

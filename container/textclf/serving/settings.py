@@ -51,7 +51,7 @@ class ServingSettings:
     )  # fmt: skip
     torch_threads: int | None = variable(
         "TEXTCLF_TORCH_THREADS", None, "torch threads per worker", whole_number(auto="auto"),
-        "auto: (CPU cores - 1) / workers, at least 1; on GPU cores / workers",
+        "auto: cores / workers, at least 1",
     )  # fmt: skip
     http_threads: int = variable(
         "TEXTCLF_HTTP_THREADS", 64, "request threads per worker (gunicorn gthread)", whole_number(minimum=2)
@@ -60,7 +60,9 @@ class ServingSettings:
         "TEXTCLF_DEVICE", "auto", "auto (a GPU when there is one), cpu, cuda", choice("auto", "cpu", "cuda")
     )
     dtype: str = variable(
-        "TEXTCLF_DTYPE", "auto", "auto (bfloat16 on GPUs that support it, else float32), float32, bfloat16, float16",
+        "TEXTCLF_DTYPE", "auto",
+        "auto (bfloat16 on GPUs that support it and on CPUs with bf16 instructions, else float32), float32, "
+        "bfloat16, float16",
         choice("auto", "float32", "bfloat16", "float16"),
     )  # fmt: skip
 
@@ -128,12 +130,52 @@ class ProcessPlan:
         return bool(self.devices)
 
 
-def plan_processes(env: ServingEnvironment, settings: ServingSettings, cores: int, gpus: list[str]) -> ProcessPlan:
+# What one CPU worker holds beyond its model's weights: torch, transformers, the tokenizer, the interpreter and
+# activations (make bench: about 900 MB resident for MiniLM with torch 2.14), rounded up.
+CPU_WORKER_OVERHEAD_BYTES = 1 << 30
+
+
+def memory_available() -> int | None:
+    """Bytes this server may still use: MemAvailable, capped by a cgroup v2 memory limit (docker --memory)."""
+    found = []
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+        kib = next(line.split()[1] for line in meminfo.splitlines() if line.startswith("MemAvailable:"))
+        found.append(int(kib) * 1024)
+    except (OSError, StopIteration, ValueError):
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            found.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    except (OSError, ValueError):
+        pass
+    return min(found, default=None)
+
+
+def weights_bytes(model_dir: Path) -> int:
+    """Size of the model's weight files, which every worker loads into memory of its own."""
+    patterns = ("*.safetensors", "*.bin", "*.pt", "*.pth")
+    return sum(f.stat().st_size for pattern in patterns for f in model_dir.glob(pattern) if f.is_file())
+
+
+def cpu_workers_memory_allows(available: int | None, weights: int) -> int | None:
+    """How many CPU workers fit in three quarters of the memory available (None: unknown, no bound)."""
+    if available is None:
+        return None
+    return max(1, int(0.75 * available) // (CPU_WORKER_OVERHEAD_BYTES + 2 * weights))
+
+
+def plan_processes(
+    env: ServingEnvironment, settings: ServingSettings, cores: int, gpus: list[str], memory_allows: int | None = None
+) -> ProcessPlan:
     """Workers and threads: on GPU one worker per device, each bound to its own; on CPU workers x threads <= cores.
 
-    On CPU one worker is the default: one copy of the model in memory, and its micro-batcher keeps the cores
-    busy with batched matrix products (serverless endpoints also recommend one worker); torch gets every core but
-    one, which the HTTP threads keep.
+    On CPU, one worker per core with one torch thread each, as many as `memory_allows` (each worker holds its own
+    copy of the model), the cores then shared out as threads. Measured on 2 cores (make bench): 2 workers x 1
+    thread answered 1.1x the requests/s of 1 worker x 2 threads, and 1.7x 1 worker x 1 thread; and torch threads
+    of one process wait for each other at every operation, spinning, so when anything else takes a core (another
+    tenant, a test run) 2 threads on 2 cores fell to 1.5 requests/s at concurrency 1 where one thread kept 59.
     SAGEMAKER_MODEL_SERVER_WORKERS overrides either choice; TEXTCLF_TORCH_THREADS overrides the thread count.
     """
     use_gpu = settings.device != "cpu" and bool(gpus)
@@ -146,9 +188,6 @@ def plan_processes(env: ServingEnvironment, settings: ServingSettings, cores: in
         devices = tuple(gpus[i % len(gpus)] for i in range(workers))
         threads = settings.torch_threads or max(1, cores // workers)
         return ProcessPlan(workers, threads, devices, cores)
-    workers = env.workers or 1
-    # One core stays with the HTTP side (request threads parsing, tokenising, writing JSON; the hand-offs to the
-    # batcher): measured on 2 cores, a second torch thread spinning at OpenMP barriers starved them, and MiniLM
-    # fell from 86 to a few requests/s at concurrency 1.
-    threads = settings.torch_threads or max(1, (cores - 1) // workers)
+    workers = env.workers or min(cores, memory_allows or cores)
+    threads = settings.torch_threads or max(1, cores // workers)
     return ProcessPlan(workers, threads, (), cores)

@@ -61,7 +61,10 @@ class Hyperparameters:
     per_device_batch_size: int = _hp(32, "texts per forward pass on each device", minimum=1)
     gradient_accumulation_steps: int = _hp(1, "forward passes per optimiser step", minimum=1)
     max_grad_norm: float = _hp(1.0, "gradient clipping norm; 0 turns clipping off", minimum=0)
-    precision: str = _hp("auto", "auto: bf16 on GPUs that support it, fp32 otherwise", choices=PRECISIONS)
+    precision: str = _hp(
+        "auto", "auto: bf16 on GPUs that support it and on CPUs with bf16 instructions, fp32 otherwise",
+        choices=PRECISIONS,
+    )  # fmt: skip
     seed: int = _hp(42, "seed for data order, initialisation and dropout")
     # Evaluation and selection
     eval_steps: int | None = _hp(None, "optimiser steps between evaluations; unset: once per epoch", minimum=1)

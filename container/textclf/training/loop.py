@@ -24,7 +24,7 @@ import torch
 from transformers import get_scheduler
 
 from ..errors import UserError
-from ..modeling import forward_logits
+from ..modeling import auto_bf16, forward_logits
 from .base_model import default_learning_rate
 from .batching import EncodedSet, collate, training_batches
 from .checkpoints import CheckpointStore
@@ -61,7 +61,7 @@ class TrainingResult:
 def resolve_precision(requested: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype, or None for fp32."""
     if requested == "auto":
-        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+        return torch.bfloat16 if auto_bf16(device) else None
     if requested == "fp16" and device.type != "cuda":
         raise UserError("precision=fp16 needs a GPU, and this job runs on CPU.", "Use precision=auto, bf16 or fp32.")
     if requested == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
