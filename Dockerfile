@@ -52,10 +52,13 @@ COPY --from=deps /opt/venv /opt/venv
 # train and serve first on PATH; the venv's python3 before the base's. Hugging Face stays offline: the image
 # holds no weights and a training job gets its base model through the `model` channel. Caches and config
 # directories go to /tmp, so any uid can run the image (docker run --user 12345:12345), and so can a read-only
-# root filesystem.
+# root filesystem. Python never writes bytecode at run time: pip's .pyc files hold their source's modification
+# time to the second, and the build moves a few sources a second later (seen in numpy and transformers, a
+# different few each build), so an import would rewrite those beside the packages, in the image's own layers.
 ENV PATH=/opt/program:/opt/venv/bin:$PATH \
     VIRTUAL_ENV=/opt/venv \
     PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
     HF_HUB_DISABLE_TELEMETRY=1 \
