@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -122,6 +123,8 @@ def test_stats_count_texts_and_unknown_routes_answer_json():
 
 
 def test_http_layer_imports_neither_torch_nor_training():
+    # gunicorn's master imports torch only for CPU plans, where the workers share it; with a GPU it must not, as
+    # each worker binds its own GPU before torch starts. A visible GPU (no driver needed) makes this a GPU plan.
     code = (
         "import sys; sys.path.insert(0, 'container');"
         "import textclf.serving.app, textclf.serving.cli, textclf.serving.gunicorn_conf;"
@@ -131,5 +134,8 @@ def test_http_layer_imports_neither_torch_nor_training():
         "m.startswith('textclf.training')];"
         "assert not bad, bad"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="0")
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -138,7 +138,7 @@ def test_workers_that_fit_in_memory_count_each_copy_of_the_weights(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"\0" * 4096)
     (tmp_path / "config.json").write_text("{}")  # not weights
     assert weights_bytes(tmp_path) == 4096
-    assert cpu_workers_memory_allows(16 * gib, gib // 2) == 6  # 12 GiB usable, 2 GiB a worker
+    assert cpu_workers_memory_allows(16 * gib, gib // 2) == 8  # 12 GiB usable, 1.5 GiB a worker
     assert cpu_workers_memory_allows(gib, 4 * gib) == 1  # never fewer than one
     assert cpu_workers_memory_allows(None, gib) is None  # unknown: the cores decide
     assert memory_available() is None or memory_available() > 0
@@ -153,3 +153,5 @@ def test_a_default_server_runs_a_worker_per_core_in_the_precision_this_cpu_compu
     assert 1 <= workers <= cores and threads == cores // workers and len(bert_server.workers()) == workers
     expected = "bfloat16" if cpu_computes_bf16() else "float32"
     assert log.count(f"on cpu as {expected}") == workers, log[-2000:]
+    # torch is imported once, by the master, before the workers exist: each still runs the plan's thread count
+    assert log.count(f"{threads} torch threads, pid") == workers, log[-2000:]

@@ -4,7 +4,8 @@ Plain settings first (computed from SAGEMAKER_* and TEXTCLF_* by textclf.serving
 on_starting (master: run directory, resolved settings logged once), pre_fork (master: a GPU slot per worker),
 post_fork (worker: bind its GPU, its thread counts, its readiness marker), child_exit (master: clean up after a
 dead worker, however it died), on_exit (master). The app is never preloaded: CUDA touched in the master breaks
-forked workers, so each worker loads the model itself, in the background.
+forked workers, so each worker loads the model itself, in the background. On CPU the master imports the libraries
+(never the weights), so that the workers share them.
 """
 
 from __future__ import annotations
@@ -36,6 +37,15 @@ _env = serving_environment()
 _settings = load_settings()
 _memory_allows = cpu_workers_memory_allows(memory_available(), weights_bytes(ml_paths().model_dir))
 _plan = plan_processes(_env, _settings, cpu_count(), visible_gpu_ids(), _memory_allows)
+
+# Imported here, in the master, and shared by the workers instead of imported by each
+# (predictor.import_model_code). CPU plans only: GPU workers must see their own CUDA_VISIBLE_DEVICES before torch
+# starts, and that path has not been measured on a GPU.
+_libraries_in_master = not _plan.on_gpu
+if _libraries_in_master:
+    from textclf.serving.predictor import import_model_code
+
+    import_model_code(ml_paths().model_dir)
 
 # --- settings ---------------------------------------------------------------------------------------------------
 # No bind here: serve passes `--bind unix:<run dir>/gunicorn.sock`. Only nginx listens on SageMaker's port
@@ -144,6 +154,10 @@ def post_fork(server, worker) -> None:
     # Before torch is imported (in the loader thread): its pools size themselves from these.
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(_plan.torch_threads)
+    if _libraries_in_master:  # torch's pools read those variables when the master imported it
+        import torch
+
+        torch.set_num_threads(_plan.torch_threads)
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     log.info(
         "worker %d started (slot %d%s)",

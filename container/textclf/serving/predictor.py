@@ -12,6 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 import transformers
@@ -26,6 +27,22 @@ from .settings import ServingSettings
 log = logging.getLogger("textclf.serving.predictor")
 
 Encoded = dict  # one text's unpadded features: input_ids, and token_type_ids where the model has them
+
+
+def import_model_code(model_dir: Path) -> None:
+    """Import torch, transformers and the model's architecture module, touching neither weights nor devices.
+
+    gunicorn's master calls this before it forks CPU workers: what importing writes (the native libraries'
+    relocated data and Python's objects, about 300 MB for torch alone) is then shared by every worker, copy on
+    write, instead of being made again in each. Best effort: whatever fails here fails again, and is reported,
+    where the worker loads the model."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+
+    try:
+        config = transformers.AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
+        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING[type(config)]  # the lookup imports the architecture's module
+    except Exception as exc:  # noqa: BLE001 - an optimisation only; the worker reports the real error
+        log.debug("model code not imported ahead of the workers: %s", exc)
 
 
 def _pick_device(setting: str) -> torch.device:

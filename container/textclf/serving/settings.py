@@ -130,9 +130,10 @@ class ProcessPlan:
         return bool(self.devices)
 
 
-# What one CPU worker holds beyond its model's weights: torch, transformers, the tokenizer, the interpreter and
-# activations (make bench: about 900 MB resident for MiniLM with torch 2.14), rounded up.
-CPU_WORKER_OVERHEAD_BYTES = 1 << 30
+# What one more CPU worker holds beyond its model's weights: its own pages of the interpreter, the tokenizer and
+# activations (make bench: about 300 MB private for MiniLM with torch 2.14), with room to spare. The libraries
+# themselves are imported once, by gunicorn's master, and shared (predictor.import_model_code).
+CPU_WORKER_OVERHEAD_BYTES = 512 << 20
 
 
 def memory_available() -> int | None:
