@@ -136,7 +136,7 @@ def bench_serving(model: Path, data: dict, size: dict, scratch: Path, variants: 
             runs[name].append(result)
             c1, c16 = result["closed"]["1"], result["closed"]["16"]
             print(
-                f"    cold start {result['cold_start_s']:.2f} s  RSS {result['rss_mb']:.0f} MB  "
+                f"    cold start {result['cold_start_s']:.2f} s  memory {result['memory']['server_pss_mb']:.0f} MB  "
                 f"c=1 p50 {c1['p50_ms']:.1f} ms  c=16 {c16['rps']:.1f} req/s  held {result['max_rate_held']}/s",
                 flush=True,
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -77,15 +78,31 @@ def parse_variant(spec: str) -> tuple[Path | None, dict[str, str]]:
     return (Path(tree).resolve() if tree else None), pairs
 
 
-def resident_mb(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
-    return total / 1024
+def _memory_kb(pid: int) -> dict[str, int]:
+    """The kernel's memory summary of one process (kB), empty if it has gone."""
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
+    except OSError:
+        return {}
+    return {line.split(":")[0]: int(line.split()[1]) for line in lines}
+
+
+def memory_mb(server) -> dict:
+    """What the server costs in memory: every process of it together (proportional set size: a page shared by n
+    processes counts 1/n in each), and what one more worker costs (its private pages, median over the workers).
+    Resident sizes would count the libraries that forked workers share once per worker."""
+    processes, frontier = [], [server.process.pid]
+    while frontier:
+        processes += frontier
+        frontier = [child for pid in frontier for child in children(pid)]
+    summaries = [_memory_kb(pid) for pid in processes]
+    private = [_memory_kb(pid) for pid in server.workers()]
+    private = [m.get("Private_Clean", 0) + m.get("Private_Dirty", 0) for m in private if m]
+    return {
+        "server_pss_mb": sum(m.get("Pss", 0) for m in summaries) / 1024,
+        "worker_private_mb": statistics.median(private) / 1024 if private else 0.0,
+        "workers": len(private),
+    }
 
 
 def wait_ping(url: str, process: subprocess.Popen, started: float, timeout: float = 180) -> float:
@@ -111,7 +128,7 @@ def measure_server(server, tools: dict, plan: dict, slo_ms: float) -> dict:
     cold = wait_ping(server.url, server.process, started)
     url = f"{server.url}/invocations"
     run_wrk(tools["wrk"], url, tools["lua"], 4, 2)  # connections and allocator warm; not reported
-    result = {"cold_start_s": cold, "rss_mb": resident_mb(server.workers()), "closed": {}, "open": []}
+    result = {"cold_start_s": cold, "memory": memory_mb(server), "closed": {}, "open": []}
     for connections in (1, 16):
         result["closed"][str(connections)] = run_wrk(tools["wrk"], url, tools["lua"], connections, plan["seconds"])
     misses = 0
@@ -129,6 +146,6 @@ def measure_server(server, tools: dict, plan: dict, slo_ms: float) -> dict:
             break
     held = [p["rate"] for p in result["open"] if p["held"]]
     result["max_rate_held"] = max(held, default=0.0)
-    result["rss_mb_after_load"] = resident_mb(server.workers())
+    result["memory_after_load"] = memory_mb(server)
     server.stop()
     return result
