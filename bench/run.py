@@ -35,7 +35,8 @@ SIZES = {
     "quick": {"train_rows": 480, "train_rounds": 1, "serve_rounds": 1, "seconds": 5,
               "rates": [10, 20, 30, 40, 50, 60, 80, 100, 130, 160]},
     "full": {"train_rows": None, "train_rounds": 3, "serve_rounds": 3, "seconds": 15,
-             "rates": [10, 15, 20, 25, 30, 35, 40, 45, 50, 60, 70, 80, 90, 100, 115, 130, 150, 175, 200]},
+             "rates": [10, 15, 20, 25, 30, 35, 40, 45, 50, 60, 70, 80, 90, 100, 115, 130, 150, 175, 200, 230, 260,
+                       300, 350, 400, 450, 500]},
 }  # fmt: skip
 TRAINING = {"epochs": 1, "batch": 16, "learning_rate": 5e-5, "max_length": 128, "seed": 42}
 CPU_SLO_MS = 500.0
