@@ -53,8 +53,12 @@ def serving_rows(serving: dict, slo_ms: float) -> list[str]:
         (f"highest arrival rate with p99 ≤ {slo_ms:.0f} ms, req/s", lambda r: r["max_rate_held"], "{:.0f}", "≥ 3"),
         ("cold start to first /ping 200, s", lambda r: r["cold_start_s"], "{:.2f}", "≤ 2 s"),
         ("server's memory, all processes (PSS), MB", lambda r: r["memory_after_load"]["server_pss_mb"], "{:.0f}", ""),
-        ("one worker's own memory (private), MB", lambda r: r["memory_after_load"]["worker_private_mb"], "{:.0f}",
-         "≤ 500 MB + weights"),
+        (
+            "one worker's own memory (private), MB",
+            lambda r: r["memory_after_load"]["worker_private_mb"],
+            "{:.0f}",
+            "≤ 500 MB + weights",
+        ),
     )
     rows = []
     for label, pick, fmt, target in specs:
