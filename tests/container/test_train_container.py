@@ -44,17 +44,18 @@ def test_train_runs_under_an_arbitrary_uid(image, containers, tmp_path, tiny_ber
 
 # A package source train imports, made newer than its .pyc before train runs: a few of pip's .pyc files are
 # out of date in every build (a different few each time), and importing one must not rewrite it in the image.
-STALE_SOURCE = "/opt/venv/lib/python3*/site-packages/transformers/__init__.py"
+STALE_MODULE = "site-packages/transformers/__init__.py"
 
 
 def test_train_writes_nothing_outside_opt_ml_and_tmp(image, containers, tmp_path, tiny_bert_base):
     name = containers.name("train-diff")
     tree = ml_tree(tmp_path, tiny_bert_base, max_steps="3")
-    result = train(image, name, tree, command=("sh", "-c", f"touch {STALE_SOURCE} && exec train"))
+    stale_then_train = f"touch /opt/venv/lib/python3*/{STALE_MODULE} && exec train"
+    result = train(image, name, tree, command=("sh", "-c", stale_then_train))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     changed = docker("diff", name).stdout.split("\n")  # lines like "A /tmp/matplotlib", "C /opt"
     paths = [line.split(" ", 1)[1] for line in changed if line.strip()]
-    touched = [p for p in paths if p.endswith("/site-packages/transformers/__init__.py")]
+    touched = [p for p in paths if p.endswith("/" + STALE_MODULE)]
     assert touched, f"the test's own change is missing from docker diff: {paths}"
     allowed = ("/tmp", "/opt/ml", *touched)
     outside = [p for p in paths if not p.startswith(allowed) and not any(a.startswith(p + "/") for a in allowed)]

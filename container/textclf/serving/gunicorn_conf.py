@@ -35,7 +35,8 @@ from textclf.serving.settings import (
 
 _env = serving_environment()
 _settings = load_settings()
-_memory_allows = cpu_workers_memory_allows(memory_available(), weights_bytes(ml_paths().model_dir))
+_model_dir = ml_paths().model_dir
+_memory_allows = cpu_workers_memory_allows(memory_available(), weights_bytes(_model_dir))
 _plan = plan_processes(_env, _settings, cpu_count(), visible_gpu_ids(), _memory_allows)
 
 # Imported here, in the master, and shared by the workers instead of imported by each
@@ -45,7 +46,7 @@ _libraries_in_master = not _plan.on_gpu
 if _libraries_in_master:
     from textclf.serving.predictor import import_model_code
 
-    import_model_code(ml_paths().model_dir)
+    import_model_code(_model_dir)
 
 # --- settings ---------------------------------------------------------------------------------------------------
 # No bind here: serve passes `--bind unix:<run dir>/gunicorn.sock`. Only nginx listens on SageMaker's port
@@ -113,7 +114,7 @@ def on_starting(server) -> None:
     os.environ[RUN_DIR_ENV] = tempfile.mkdtemp(prefix="textclf-serve-", dir=base)
     WorkerGroup.create(_run_dir(), _plan.workers)
     devices = ", ".join(_plan.devices) if _plan.on_gpu else "none (CPU)"
-    log.info("model directory %s", ml_paths().model_dir)
+    log.info("model directory %s", _model_dir)
     log.info(
         "process plan: %d workers x %d request threads, %d torch threads each, %d CPU cores, GPUs: %s; memory "
         "for %s CPU workers",
