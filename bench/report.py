@@ -42,15 +42,21 @@ def training_rows(training: dict) -> list[str]:
     return rows
 
 
+# Against TEI the target is parity or better on throughput and latency: ours / TEI ≤ 1 for times, ≥ 1 for rates.
+TEI_TARGETS = {"c=1 p50, ms": "≤ 1", "c=16 closed loop, req/s": "≥ 1", "held": "≥ 1"}
+
+
 def serving_rows(serving: dict, slo_ms: float) -> list[str]:
-    ours, base = serving["runs"]["ours"], serving["runs"]["baseline"]
+    runs = serving["runs"]
+    ours, base, tei = runs["ours"], runs["baseline"], runs.get("tei")
     bare = serving["bare_forward"]
+    held = f"highest arrival rate with p99 ≤ {slo_ms:.0f} ms, req/s"
     specs = (
         ("c=1 p50, ms", lambda r: r["closed"]["1"]["p50_ms"], "{:.1f}", "≤ 1.1× bare forward"),
         ("c=1 p99, ms", lambda r: r["closed"]["1"]["p99_ms"], "{:.1f}", ""),
         ("c=16 closed loop, req/s", lambda r: r["closed"]["16"]["rps"], "{:.1f}", ""),
         ("c=16 p99, ms", lambda r: r["closed"]["16"]["p99_ms"], "{:.0f}", ""),
-        (f"highest arrival rate with p99 ≤ {slo_ms:.0f} ms, req/s", lambda r: r["max_rate_held"], "{:.0f}", "≥ 3"),
+        (held, lambda r: r["max_rate_held"], "{:.0f}", "≥ 3"),
         ("cold start to first /ping 200, s", lambda r: r["cold_start_s"], "{:.2f}", "≤ 2 s"),
         ("server's memory, all processes (PSS), MB", lambda r: r["memory_after_load"]["server_pss_mb"], "{:.0f}", ""),
         (
@@ -65,8 +71,30 @@ def serving_rows(serving: dict, slo_ms: float) -> list[str]:
         ratio = _median(ours, pick) / max(_median(base, pick), 1e-9)
         if target.startswith("≤ 1.1×"):
             target += f" ({bare['p50_ms']:.1f} ms: {_median(ours, pick) / bare['p50_ms']:.2f}×)"
-        rows.append(f"| {label} | {_cell(ours, pick, fmt)} | {_cell(base, pick, fmt)} | {ratio:.2f} | {target} |")
+        cells = [_cell(ours, pick, fmt), _cell(base, pick, fmt)]
+        if tei:
+            cells.append(_cell(tei, pick, fmt))
+        cells.append(f"{ratio:.2f}")
+        if tei:
+            tei_target = TEI_TARGETS.get("held" if label == held else label, "")
+            tei_ratio = f"{_median(ours, pick) / max(_median(tei, pick), 1e-9):.2f}"
+            cells.append(f"{tei_ratio} ({tei_target})" if tei_target else tei_ratio)
+        rows.append(f"| {label} | {' | '.join(cells)} | {target} |")
     return rows
+
+
+def serving_header(serving: dict, cores: int) -> list[str]:
+    columns = ["ours", f"Flask + pipeline (gunicorn sync, {cores} workers × 1 thread)"]
+    if "tei" in serving["runs"]:
+        columns.append(f"TEI ({serving.get('tei_version') or 'text-embeddings-inference'}, CPU)")
+    columns.append("ours / baseline")
+    if "tei" in serving["runs"]:
+        columns.append("ours / TEI (target)")
+    columns.append("target")
+    return [
+        f"| serving, one text per request | {' | '.join(columns)} |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
 
 
 def variant_rows(serving: dict) -> list[str]:
@@ -111,16 +139,14 @@ def markdown(result: dict) -> str:
         bare = result["serving"]["bare_forward"]
         lines += [
             "",
-            f"| serving, one text per request | ours | Flask + pipeline (gunicorn sync, {m['cores']} workers × 1 "
-            "thread) | ours / baseline | target |",
-            "|---|---|---|---|---|",
+            *serving_header(result["serving"], m["cores"]),
             *serving_rows(result["serving"], result["slo_ms"]),
             "",
             f"Bare forward (tokenise + forward, batch 1, {bare['threads']} threads): p50 {bare['p50_ms']:.1f} ms, "
             f"p99 {bare['p99_ms']:.1f} ms. Model weights {result['serving']['weights_mb']:.0f} MB. "
             "Medians, (min–max) over rounds when there were several.",
         ]
-        if len(result["serving"]["runs"]) > 2:
+        if any(name not in ("ours", "baseline", "tei") for name in result["serving"]["runs"]):
             lines += [
                 "",
                 "| server | c=1 p50 ms | c=16 req/s | c=16 p99 ms | held req/s | cold start s |",
@@ -144,12 +170,13 @@ def plot(result: dict, path: Path) -> None:
         left.set_ylabel("training samples/s (median)")
         left.set_title("Training, MiniLM on CPU")
     if "serving" in result:
-        for name, color in (("ours", "C0"), ("baseline", "C1")):
-            for i, run in enumerate(result["serving"]["runs"][name]):
+        labels = {"ours": "ours", "baseline": "Flask + pipeline", "tei": "TEI"}
+        for name, color in (("ours", "C0"), ("baseline", "C1"), ("tei", "C2")):
+            for i, run in enumerate(result["serving"]["runs"].get(name, [])):
                 points = run["open"]
                 right.plot(
                     [p["rate"] for p in points], [min(p["p99_ms"], 1e5) for p in points], "o-", color=color,
-                    alpha=0.8, label=("ours" if name == "ours" else "Flask + pipeline") if i == 0 else None,
+                    alpha=0.8, label=labels[name] if i == 0 else None,
                 )  # fmt: skip
         right.axhline(result["slo_ms"], color="grey", linestyle="--", label=f"SLO {result['slo_ms']:.0f} ms")
         right.set_yscale("log")

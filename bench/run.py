@@ -27,7 +27,7 @@ import fortunes_data  # noqa: E402
 import train_compare  # noqa: E402
 from loadgen import ensure_oha, ensure_wrk, request_bodies  # noqa: E402
 from report import publish, write_report  # noqa: E402
-from serve_compare import BaselineServer, Ours, measure_server, parse_variant  # noqa: E402
+from serve_compare import BaselineServer, Ours, TeiServer, measure_server, parse_variant  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 SIZES = {
@@ -110,7 +110,9 @@ def machine() -> dict:
     }
 
 
-def bench_serving(model: Path, data: dict, size: dict, scratch: Path, variants: list[str]) -> dict:
+def bench_serving(
+    model: Path, data: dict, size: dict, scratch: Path, variants: list[str], tei_router: Path | None
+) -> dict:
     import torch
 
     tools = {"wrk": ensure_wrk(), "oha": ensure_oha() if size["rates"] else None}
@@ -126,6 +128,8 @@ def bench_serving(model: Path, data: dict, size: dict, scratch: Path, variants: 
         "ours": lambda: Ours(model),
         "baseline": lambda: BaselineServer(model, workers=cores, threads=1),
     }
+    if tei_router:
+        servers["tei"] = lambda: TeiServer(tei_router, model, TRAINING["max_length"])
     for spec in variants:
         tree, env = parse_variant(spec)
         servers[f"ours[{spec}]"] = lambda tree=tree, env=env: Ours(model, tree, **env)
@@ -142,7 +146,10 @@ def bench_serving(model: Path, data: dict, size: dict, scratch: Path, variants: 
                 flush=True,
             )
     weights_mb = sum(f.stat().st_size for f in model.glob("*.safetensors")) / 2**20
-    return {"bare_forward": floor, "runs": runs, "weights_mb": weights_mb, "torch": torch.__version__}
+    result = {"bare_forward": floor, "runs": runs, "weights_mb": weights_mb, "torch": torch.__version__}
+    if tei_router:
+        result["tei_version"] = TeiServer.version(tei_router)
+    return result
 
 
 def main() -> None:
@@ -156,6 +163,13 @@ def main() -> None:
         action="append",
         default=[],
         help="also serve ours with KEY=VALUE,... in its environment (key `tree`: from another checkout), in turns",
+    )
+    parser.add_argument(
+        "--tei-router",
+        type=Path,
+        default=os.environ.get("TEI_ROUTER") or None,
+        help="also serve with text-embeddings-inference: the path of its text-embeddings-router binary, built for "
+        "CPU (default: $TEI_ROUTER)",
     )
     parser.add_argument("--closed-only", action="store_true", help="no open-loop points (no oha): a quick comparison")
     parser.add_argument("--serve-rounds", type=int, help="rounds of serving measurements (overrides the size's)")
@@ -205,7 +219,9 @@ def main() -> None:
             }
         if not args.skip_serve:
             print("serving (one text per request), servers in turns:", flush=True)
-            result["serving"] = bench_serving(serve_model(base, data, scratch), data, size, scratch, args.variant)
+            result["serving"] = bench_serving(
+                serve_model(base, data, scratch), data, size, scratch, args.variant, args.tei_router
+            )
     result["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     result["seconds"] = time.monotonic() - started
     RESULTS.mkdir(parents=True, exist_ok=True)

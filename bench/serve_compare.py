@@ -8,6 +8,7 @@ Per start: cold start (process start to the first `/ping` 200), resident memory 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -21,6 +22,17 @@ from harness import Server, children, free_port
 from loadgen import run_oha, run_wrk
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def terminate(process: subprocess.Popen) -> None:
+    """SIGTERM, as SageMaker stops a container, then SIGKILL after 30 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 class BaselineServer:
@@ -47,14 +59,48 @@ class BaselineServer:
         return children(self.process.pid)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         self.log.close()
+
+
+class TeiServer:
+    """Hugging Face's text-embeddings-inference (TEI): the router binary `router` that the user built for CPU (this
+    repository neither builds nor ships it), on the same model directory, with its own defaults (every core,
+    its own batching), answering the same `/ping` and `/invocations` ({"inputs": "text"}: its /predict).
+
+    TEI reads a text up to the model's position limit (512) and truncates past it; ours and the baseline cut at the
+    training max_length. A scratch view of the model directory adds TEI's own setting for that,
+    sentence_bert_config.json's max_seq_length, so that every server reads the same tokens."""
+
+    def __init__(self, router: Path, model_dir: Path, max_length: int) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.view = Path(tempfile.mkdtemp(prefix="tei-model-"))
+        for item in model_dir.iterdir():
+            (self.view / item.name).symlink_to(item)
+        (self.view / "sentence_bert_config.json").write_text(f'{{"max_seq_length": {max_length}}}\n')
+        self.router = router
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+
+    def start(self) -> TeiServer:
+        command = [
+            str(self.router), "--model-id", str(self.view), "--hostname", "127.0.0.1", "--port", str(self.port),
+        ]  # fmt: skip
+        env = dict(os.environ, HF_HUB_OFFLINE="1")
+        self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        return self
+
+    def workers(self) -> list[int]:
+        return [self.process.pid]  # one process: its threads tokenise and run the model
+
+    def stop(self) -> None:
+        terminate(self.process)
+        self.log.close()
+        shutil.rmtree(self.view, ignore_errors=True)
+
+    @staticmethod
+    def version(router: Path) -> str:
+        return subprocess.run([str(router), "--version"], capture_output=True, text=True).stdout.strip()
 
 
 class Ours(Server):
