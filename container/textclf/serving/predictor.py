@@ -31,8 +31,11 @@ Encoded = dict  # one text's unpadded features: input_ids, and token_type_ids wh
 # A batch is padded to a multiple of this many tokens (never past the model's limit). oneDNN compiles and keeps
 # kernels for every shape it meets: with every length its own shape, a CPU worker grew from 240 to 750 MB of its
 # own memory under load; at multiples of 16, to 300 MB, at the same throughput and concurrency-1 latency
-# (MiniLM, bfloat16 on AMX, make bench's fortunes texts).
+# (MiniLM, bfloat16 on AMX, make bench's fortunes texts). In float32 too: 400 batches of 1 to 8 texts grew a
+# worker by 134 MB at their own lengths and by 33 MB padded (MiniLM on an AMD EPYC).
 PAD_TO_MULTIPLE = 16
+# Texts in the warm-up's batch on CPU (see Predictor.warm_up).
+WARM_UP_CPU_TEXTS = 4
 
 
 def import_model_code(model_dir: Path) -> None:
@@ -171,9 +174,14 @@ class Predictor:
         return forward_logits(self.model, tensors).float().cpu().tolist()
 
     def warm_up(self, max_batch_size: int, max_batch_tokens: int, run: Callable | None = None) -> float:
-        """One short text, then the largest batch the batcher may form, through `run` (the runner, so that its
-        thread pays its own first-call costs): all of it before /ping may say 200. Returns the tokens per second of
-        the large batch: a first call of long texts, so an estimate on the low side."""
+        """One short text, then a batch of texts of the model's full length, through `run` (the runner, so that
+        its thread pays its own first-call costs): all of it before /ping may say 200. Returns the tokens per
+        second of that batch: a first call of long texts, so an estimate on the low side.
+
+        On a GPU the batch is the largest the batcher may form (its throughput grows with the batch, and the
+        bound on a request's tokens comes from it). On CPU it is WARM_UP_CPU_TEXTS texts: throughput there hardly
+        grows with the batch, and the largest batch had taken 1.8 of a 10 s cold start (MiniLM, float32, one
+        thread) while a first call of it afterwards cost no more than a second."""
         run = run or self.logits
         short = self.encode([TextInput("warm up")], truncation=True)
         run(short)
@@ -184,6 +192,8 @@ class Predictor:
         if "token_type_ids" in short[0]:
             features["token_type_ids"] = [0] * len(long_ids)
         count = max(1, min(max_batch_size, max_batch_tokens // len(long_ids)))
+        if self.device.type == "cpu":
+            count = min(count, WARM_UP_CPU_TEXTS)
         started = time.perf_counter()
         run([features] * count)
         return count * len(long_ids) / max(time.perf_counter() - started, 1e-6)
