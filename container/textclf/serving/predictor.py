@@ -31,8 +31,10 @@ Encoded = dict  # one text's unpadded features: input_ids, and token_type_ids wh
 # A batch is padded to a multiple of this many tokens (never past the model's limit). oneDNN compiles and keeps
 # kernels for every shape it meets: with every length its own shape, a CPU worker grew from 240 to 750 MB of its
 # own memory under load; at multiples of 16, to 300 MB, at the same throughput and concurrency-1 latency
-# (MiniLM, bfloat16 on AMX, make bench's fortunes texts). In float32 too: 400 batches of 1 to 8 texts grew a
-# worker by 134 MB at their own lengths and by 33 MB padded (MiniLM on an AMD EPYC).
+# (MiniLM, bfloat16 on AMX, make bench's fortunes texts). In float32 the shapes that cost memory are those of
+# batches: 400 batches of 1 to 8 texts grew a worker by 134 MB at their own lengths, 33 MB padded, and 37 MB with
+# lone texts at their own length. A lone float32 text is not padded: on an AMD EPYC, where float32 costs per
+# token, padding (27 to 32 tokens for the median text) had cut the arrival rate held under 500 ms from 60 to 50/s.
 PAD_TO_MULTIPLE = 16
 # Texts in the warm-up's batch on CPU (see Predictor.warm_up).
 WARM_UP_CPU_TEXTS = 4
@@ -158,7 +160,8 @@ class Predictor:
     @torch.inference_mode()
     def logits(self, batch: Sequence[Encoded]) -> list[list[float]]:
         longest = max(len(features["input_ids"]) for features in batch)
-        longest = min(-(-longest // PAD_TO_MULTIPLE) * PAD_TO_MULTIPLE, max(longest, self.limit))
+        if len(batch) > 1 or self.dtype != torch.float32:
+            longest = min(-(-longest // PAD_TO_MULTIPLE) * PAD_TO_MULTIPLE, max(longest, self.limit))
         tensors: dict[str, torch.Tensor] = {}
         mask = torch.zeros((len(batch), longest), dtype=torch.long)
         for key in batch[0]:
