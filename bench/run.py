@@ -179,6 +179,8 @@ def main() -> None:
     parser.add_argument("--publish", action="store_true", help="put the table into README.md's performance section")
     parser.add_argument("--note", default="", help="a line saying what this run measured (kept in the results)")
     args = parser.parse_args()
+    if args.tei_router and not os.access(args.tei_router, os.X_OK):
+        sys.exit(f"--tei-router {args.tei_router}: no executable there; give the path of text-embeddings-router")
     size_name = "full" if args.full else "quick"
     size = {**SIZES[size_name], **({"rates": []} if args.closed_only else {})}
     if args.serve_rounds:
