@@ -151,7 +151,8 @@ def markdown(result: dict) -> str:
             *serving_header(result["serving"], m["cores"]),
             *serving_rows(result["serving"], result["slo_ms"]),
             "",
-            f"Bare forward (tokenise + forward, batch 1, {bare['threads']} threads): p50 {bare['p50_ms']:.1f} ms, "
+            f"Bare forward (tokenise + forward, batch 1, {bare['threads']} threads, "
+            f"{bare.get('dtype', 'float32')}): p50 {bare['p50_ms']:.1f} ms, "
             f"p99 {bare['p99_ms']:.1f} ms. Model weights {result['serving']['weights_mb']:.0f} MB. "
             "Medians, (min–max) over rounds when there were several.",
         ]
