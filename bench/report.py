@@ -156,6 +156,15 @@ def markdown(result: dict) -> str:
             f"p99 {bare['p99_ms']:.1f} ms. Model weights {result['serving']['weights_mb']:.0f} MB. "
             "Medians, (min–max) over rounds when there were several.",
         ]
+        started = result["serving"].get("docker_start")
+        if started:
+            times = started["starts_s"]
+            lines += [
+                "",
+                f"The image's own cold start, `docker run {started['image']} serve` with the model mounted to the "
+                f"first /ping 200 (target ≤ 2 s): median {statistics.median(times):.2f} s over {len(times)} starts "
+                f"({', '.join(f'{t:.2f}' for t in times)} s in order; the first reads the image from disk).",
+            ]
         if any(name not in ("ours", "baseline", "tei") for name in result["serving"]["runs"]):
             lines += [
                 "",

@@ -23,6 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tools"), str(REPO / "bench")]
 
+import docker_start  # noqa: E402
 import fortunes_data  # noqa: E402
 import train_compare  # noqa: E402
 from loadgen import ensure_oha, ensure_wrk, request_bodies  # noqa: E402
@@ -39,6 +40,8 @@ SIZES = {
              "rates": [10, 15, 20, 25, 30, 35, 40, 45, 50, 60, 70, 80, 90, 100, 115, 130, 150, 175, 200, 230, 260,
                        300, 350, 400, 450, 500]},
 }  # fmt: skip
+# `docker run IMAGE serve` starts measured when --image is given: the first reads the image from disk.
+DOCKER_STARTS = 3
 TRAINING = {"epochs": 1, "batch": 16, "learning_rate": 5e-5, "max_length": 128, "seed": 42}
 CPU_SLO_MS = 500.0
 
@@ -172,6 +175,11 @@ def main() -> None:
         help="also serve with text-embeddings-inference: the path of its text-embeddings-router binary, built for "
         "CPU (default: $TEI_ROUTER)",
     )
+    parser.add_argument(
+        "--image",
+        help="also time `docker run IMAGE serve` to the first /ping 200 (an image built here, e.g. "
+        "sagemaker-text-classifier:local from `make image`)",
+    )
     parser.add_argument("--closed-only", action="store_true", help="no open-loop points (no oha): a quick comparison")
     parser.add_argument("--serve-rounds", type=int, help="rounds of serving measurements (overrides the size's)")
     parser.add_argument(
@@ -182,6 +190,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.tei_router and not os.access(args.tei_router, os.X_OK):
         sys.exit(f"--tei-router {args.tei_router}: no executable there; give the path of text-embeddings-router")
+    if args.image and not docker_start.image_exists(args.image):
+        sys.exit(f"--image {args.image}: no such image here; build it (make image) or name one `docker images` lists")
     size_name = "full" if args.full else "quick"
     size = {**SIZES[size_name], **({"rates": []} if args.closed_only else {})}
     if args.serve_rounds:
@@ -222,9 +232,10 @@ def main() -> None:
             }
         if not args.skip_serve:
             print("serving (one text per request), servers in turns:", flush=True)
-            result["serving"] = bench_serving(
-                serve_model(base, data, scratch), data, size, scratch, args.variant, args.tei_router
-            )
+            model = serve_model(base, data, scratch)
+            result["serving"] = bench_serving(model, data, size, scratch, args.variant, args.tei_router)
+            if args.image:
+                result["serving"]["docker_start"] = docker_start.measure(args.image, model, DOCKER_STARTS)
     result["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     result["seconds"] = time.monotonic() - started
     RESULTS.mkdir(parents=True, exist_ok=True)
