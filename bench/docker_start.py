@@ -52,10 +52,17 @@ def one_start(image: str, model_dir: Path, timeout: float = 240) -> float:
         subprocess.run(["docker", "rm", "--force", name], capture_output=True, text=True)
 
 
+def storage_driver() -> str:
+    """Docker's storage driver, which the start depends on: every module and library the server imports is read
+    through it (fuse-overlayfs, where the kernel's overlay is not allowed, took 2-2.5x the host's time per file)."""
+    info = subprocess.run(["docker", "info", "--format", "{{.Driver}}"], capture_output=True, text=True)
+    return info.stdout.strip() or "unknown"
+
+
 def measure(image: str, model_dir: Path, starts: int) -> dict:
     """`starts` cold starts in a row: the first also reads the image from disk, the others find it cached."""
     times = []
     for number in range(starts):
         times.append(one_start(image, model_dir))
         print(f"  docker run {image} serve, start {number + 1}/{starts}: /ping 200 after {times[-1]:.2f} s", flush=True)
-    return {"image": image, "starts_s": times}
+    return {"image": image, "starts_s": times, "storage_driver": storage_driver()}

@@ -163,7 +163,8 @@ def markdown(result: dict) -> str:
                 "",
                 f"The image's own cold start, `docker run {started['image']} serve` with the model mounted to the "
                 f"first /ping 200 (target ≤ 2 s): median {statistics.median(times):.2f} s over {len(times)} starts "
-                f"({', '.join(f'{t:.2f}' for t in times)} s in order; the first reads the image from disk).",
+                f"({', '.join(f'{t:.2f}' for t in times)} s in order; the first reads the image from disk), Docker's "
+                f"storage driver {started.get('storage_driver', 'unknown')}.",
             ]
         if any(name not in ("ours", "baseline", "tei") for name in result["serving"]["runs"]):
             lines += [
