@@ -1,4 +1,4 @@
-"""The image's own cold start: `docker run -d IMAGE serve` with the model mounted at /opt/ml/model, as an endpoint
+"""The image's own cold start: `docker run IMAGE serve` with the model mounted at /opt/ml/model, as an endpoint
 starts it, timed from the docker command to the first `/ping` 200 on a loopback port.
 
 This adds what the container costs on top of the server's own start (bench/serve_compare.py measures that):
@@ -8,11 +8,12 @@ creating the container, the entrypoint, and reading the image's files from a col
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
-import requests
 from harness import free_port
+from serve_compare import terminate, wait_ping
 
 
 def image_exists(image: str) -> bool:
@@ -20,36 +21,29 @@ def image_exists(image: str) -> bool:
     return found.returncode == 0
 
 
-def one_start(image: str, model_dir: Path, timeout: float = 240) -> float:
-    """Seconds from `docker run` to the first /ping 200; the container is removed afterwards."""
+def one_start(image: str, model_dir: Path) -> float:
+    """Seconds from `docker run` to the first /ping 200; the container is removed afterwards.
+
+    The container runs attached (no --detach): the docker client lives as long as the container, so the wait
+    notices an early exit from the client's own exit, without polling Docker while the start is being timed."""
     port = free_port()
     name = f"textclf-bench-start-{port}"
     command = [
-        "docker", "run", "--detach", "--name", name, "--publish", f"127.0.0.1:{port}:8080",
+        "docker", "run", "--rm", "--name", name, "--publish", f"127.0.0.1:{port}:8080",
         "--volume", f"{model_dir.resolve()}:/opt/ml/model:ro", image, "serve",
     ]  # fmt: skip
-    started = time.monotonic()
-    subprocess.run(command, check=True, capture_output=True, text=True)
-    session = requests.Session()
-    try:
-        while time.monotonic() - started < timeout:
-            try:
-                if session.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
-                    return time.monotonic() - started
-            except requests.RequestException:
-                pass
-            running = subprocess.run(
-                ["docker", "inspect", "--format", "{{.State.Running}}", name], capture_output=True, text=True
-            )
-            if running.stdout.strip() != "true":
-                log = subprocess.run(["docker", "logs", name], capture_output=True, text=True)
-                tail = (log.stdout + log.stderr)[-3000:]
-                raise RuntimeError(f"{image} serve exited before /ping answered 200; its log ends:\n{tail}")
-            time.sleep(0.02)
-        raise RuntimeError(f"{image} serve: /ping not 200 within {timeout:.0f} s")
-    finally:
-        subprocess.run(["docker", "stop", "--time", "30", name], capture_output=True, text=True)
-        subprocess.run(["docker", "rm", "--force", name], capture_output=True, text=True)
+    with tempfile.TemporaryFile() as log:
+        started = time.monotonic()
+        client = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            return wait_ping(f"http://127.0.0.1:{port}", client, started, timeout=240)
+        except SystemExit:
+            log.seek(0)
+            print(log.read().decode(errors="replace")[-3000:], flush=True)  # why it did not start
+            raise
+        finally:
+            subprocess.run(["docker", "stop", "--time", "30", name], capture_output=True, text=True)
+            terminate(client)
 
 
 def storage_driver() -> str:
