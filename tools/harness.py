@@ -199,6 +199,23 @@ class Server:
         """gunicorn's workers (serve runs nginx and gunicorn; gunicorn runs the workers)."""
         return children(self.child("gunicorn"))
 
+    def batch_stats(self, tries: int = 200) -> dict[str, int]:
+        """Every worker's /stats counters summed: one GET reaches one worker, so ask until each pid has answered."""
+        pids = set(self.workers())
+        seen: dict[int, dict] = {}
+        for _ in range(tries):
+            # A fresh connection each time, so that gunicorn may hand it to another worker.
+            body = requests.get(f"{self.url}/stats", headers={"Connection": "close"}, timeout=5).json()
+            seen[body["pid"]] = body
+            if pids <= seen.keys():
+                break
+        assert pids <= seen.keys(), f"workers {sorted(pids - seen.keys())} never answered /stats"
+        return {
+            "batches": sum(s["batches"] for s in seen.values()),
+            "shared_batches": sum(s["shared_batches"] for s in seen.values()),
+            "largest_batch": max(s["largest_batch"] for s in seen.values()),
+        }
+
     def stop(self, timeout: float = 30) -> int:
         self.session.close()  # no idle keep-alive connection for the worker to linger on
         if self.process is not None and self.process.poll() is None:

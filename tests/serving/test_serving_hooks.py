@@ -76,7 +76,7 @@ def test_output_fn_alone_post_processes_the_built_in_answers_and_keeps_batching(
         answers = list(pool.map(call, range(16)))
     assert [a.status_code for a in answers] == [200] * 16
     assert all(len(a.json()["labels"]) == 3 for a in answers)
-    stats = requests.get(f"{server.url}/stats", timeout=5).json()
+    stats = server.batch_stats()
     assert stats["shared_batches"] > 0, stats
     assert "defines output_fn; built-in: model_fn, input_fn, predict_fn" in server.log
     assert "warm-up: one request" in server.log

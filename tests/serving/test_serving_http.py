@@ -320,7 +320,7 @@ def test_oversized_chunked_body_is_cut_at_the_limit(bert_server):
 def test_concurrent_clients_share_batches_and_get_their_own_answers(bert_server):
     texts = [row["text"] for row in make_rows(48, seed=11)]
     alone = {t: logits_by_label(bert_server.post({"inputs": t, "parameters": ALL_LOGITS}).json()) for t in texts}
-    before = requests.get(f"{bert_server.url}/stats", timeout=5).json()
+    before = bert_server.batch_stats()
 
     def client(i: int) -> tuple[list[str], list, int]:
         mine = texts[i::16]  # every client its own texts, 1 to 3 per request
@@ -339,7 +339,7 @@ def test_concurrent_clients_share_batches_and_get_their_own_answers(bert_server)
             assert got.keys() == alone[text].keys()
             assert all(abs(got[label] - alone[text][label]) < 1e-4 for label in got), (text, got, alone[text])
     assert max(size for _, _, size in outcomes) > 1
-    after = requests.get(f"{bert_server.url}/stats", timeout=5).json()
+    after = bert_server.batch_stats()
     assert after["shared_batches"] > before["shared_batches"] and after["largest_batch"] > 1
 
 
