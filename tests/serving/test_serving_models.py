@@ -57,8 +57,12 @@ def test_multilabel_answers_every_label_over_the_threshold_saved_at_training(mul
         assert all(0.4 <= entry["score"] <= 1 for entry in answer)
         assert [e["score"] for e in answer] == sorted((e["score"] for e in answer), reverse=True)
     assert between > 0, "no score fell between 0.4 and 0.5: the test cannot tell the saved threshold from 0.5"
+    # Every label with its own sigmoid score, not a softmax distribution (whose scores would sum to 1).
     every = multilabel_server.post({"inputs": texts[0], "parameters": {"top_k": None}}).json()
-    assert len(every) == 5 and sum(e["score"] for e in every) > 1.01  # sigmoid scores, not a distribution
+    alone = scores(multilabel_server.post({"inputs": texts[0], "parameters": ALL_LOGITS}).json())
+    sigmoid = {label: 1 / (1 + math.exp(-logit)) for label, logit in alone.items()}
+    assert {e["label"] for e in every} == sigmoid.keys()
+    assert all(abs(e["score"] - sigmoid[e["label"]]) < 1e-6 for e in every), (every, sigmoid)
     top1 = multilabel_server.post({"inputs": [texts[0]], "parameters": {"top_k": 1}}).json()
     assert len(top1[0]) == 1
 
