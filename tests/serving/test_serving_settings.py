@@ -64,7 +64,7 @@ def test_knob_values_are_parsed_in_any_case():
         ("TEXTCLF_MAX_BATCH_SIZE", "many"),
         ("TEXTCLF_MAX_BATCH_DELAY_MS", "-1"),
         ("TEXTCLF_BATCHING", "maybe"),
-        ("TEXTCLF_DTYPE", "int8"),
+        ("TEXTCLF_DTYPE", "int4"),
     ],
 )
 def test_bad_values_name_the_knob(name, value):
@@ -91,6 +91,10 @@ def test_gpu_plan_is_one_worker_per_device():
     assert not forced_cpu.on_gpu and forced_cpu.workers == 16
     with pytest.raises(UserError, match="no GPU"):
         plan_processes(ServingEnvironment(), ServingSettings(device="cuda"), cores=4, gpus=[])
+    with pytest.raises(UserError, match="TEXTCLF_DTYPE=int8 runs on CPU only"):
+        plan_processes(ServingEnvironment(), ServingSettings(dtype="int8"), cores=16, gpus=["0"])
+    int8_on_cpu = plan_processes(ServingEnvironment(), ServingSettings(dtype="int8", device="cpu"), cores=4, gpus=["0"])
+    assert not int8_on_cpu.on_gpu and int8_on_cpu.workers == 4
 
 
 def test_gpus_are_counted_without_torch():

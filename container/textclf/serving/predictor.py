@@ -18,6 +18,7 @@ import torch
 import transformers
 
 from ..modeling import auto_bf16, forward_logits, load_classifier, load_tokenizer
+from ..quantization import quantize_linear_layers
 from ..windows import Framing, content_ids, frame_windows, reads_all
 from .errors import InvalidInput
 from .inputs import TextInput
@@ -63,6 +64,9 @@ def _pick_device(setting: str) -> torch.device:
 
 
 def _pick_dtype(setting: str, device: torch.device) -> torch.dtype:
+    """The precision the weights load in (int8 loads float32, then quantises)."""
+    if setting == "int8":
+        return torch.float32
     if setting != "auto":
         return getattr(torch, setting)
     return torch.bfloat16 if auto_bf16(device) else torch.float32  # the same rule as training's precision=auto
@@ -80,6 +84,9 @@ class Predictor:
         self.dtype = _pick_dtype(settings.dtype, self.device)
         self.tokenizer = load_tokenizer(info.model_dir)
         self.model = load_classifier(info.model_dir, self.tokenizer, dtype=self.dtype).to(self.device).eval()
+        self.precision = "int8" if settings.dtype == "int8" else str(self.dtype).replace("torch.", "")
+        if settings.dtype == "int8":
+            self.model = quantize_linear_layers(self.model)
         self.pad_id = self.tokenizer.pad_token_id or 0
         self.policy = info.long_text
         self.framing = Framing.of(self.tokenizer)
@@ -93,7 +100,7 @@ class Predictor:
             info.model_dir,
             info.model_type,
             self.device,
-            str(self.dtype).replace("torch.", ""),
+            self.precision,
             num_labels,
             self.limit,
             torch.get_num_threads(),

@@ -62,8 +62,8 @@ class ServingSettings:
     dtype: str = variable(
         "TEXTCLF_DTYPE", "auto",
         "auto (bfloat16 on GPUs that support it and on CPUs with bf16 instructions, else float32), float32, "
-        "bfloat16, float16",
-        choice("auto", "float32", "bfloat16", "float16"),
+        "bfloat16, float16, int8 (CPU only: linear layers in 8 bits, opt-in, labels may change)",
+        choice("auto", "float32", "bfloat16", "float16", "int8"),
     )  # fmt: skip
 
     def describe(self) -> dict[str, object]:
@@ -183,6 +183,11 @@ def plan_processes(
     if settings.device == "cuda" and not gpus:
         raise UserError(
             "TEXTCLF_DEVICE=cuda but no GPU is visible.", "Run on a GPU instance or set TEXTCLF_DEVICE=auto."
+        )
+    if use_gpu and settings.dtype == "int8":
+        raise UserError(
+            "TEXTCLF_DTYPE=int8 runs on CPU only, and this server would use the GPU.",
+            "On a GPU keep TEXTCLF_DTYPE=auto (bfloat16); to serve int8 on CPU set TEXTCLF_DEVICE=cpu.",
         )
     if use_gpu:
         workers = env.workers or len(gpus)

@@ -25,6 +25,7 @@ class EvaluationInterrupted(Exception):
 class Evaluation:
     metrics: dict[str, float]
     confusion: np.ndarray | None = field(default=None, repr=False)  # rows: true label, columns: predicted
+    predicted: np.ndarray | None = field(default=None, repr=False)  # per text: a label index, or 0/1 per label
 
 
 def loss_fn(logits: torch.Tensor, labels: torch.Tensor, multi_label: bool, reduction: str = "mean") -> torch.Tensor:
@@ -92,10 +93,11 @@ class Evaluator:
         if self.multi_label:
             predicted = (1 / (1 + np.exp(-logits)) >= self.threshold).astype(int)
             metrics.update(_multi_label_scores(predicted, targets.astype(int)))
-            return Evaluation(metrics)
-        confusion = confusion_matrix(targets, logits.argmax(-1), logits.shape[-1])
+            return Evaluation(metrics, predicted=predicted)
+        predicted = logits.argmax(-1)
+        confusion = confusion_matrix(targets, predicted, logits.shape[-1])
         metrics.update(_single_label_scores(confusion))
-        return Evaluation(metrics, confusion)
+        return Evaluation(metrics, confusion, predicted)
 
 
 def confusion_matrix(targets: np.ndarray, predicted: np.ndarray, num_labels: int) -> np.ndarray:

@@ -70,6 +70,10 @@ class Hyperparameters:
     eval_steps: int | None = _hp(None, "optimiser steps between evaluations; unset: once per epoch", minimum=1)
     early_stopping_patience: int | None = _hp(None, "evaluations without improvement before stopping", minimum=1)
     metric_for_best_model: str = _hp("macro_f1", "validation metric that picks the model kept", choices=METRICS)
+    evaluate_int8: bool = _hp(
+        False, "also score the kept model on validation with int8 linear layers on CPU, as `serve` answers with "
+        "TEXTCLF_DTYPE=int8, and the share of labels int8 keeps",
+    )  # fmt: skip
     logging_steps: int = _hp(50, "optimiser steps between progress lines", minimum=1)
     # Checkpoints (spot training)
     checkpoint_steps: int = _hp(500, "optimiser steps between checkpoints (also written at every epoch end)", minimum=1)

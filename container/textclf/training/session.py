@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import dataclasses
 import logging
 import random
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Callable
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -17,13 +21,14 @@ import torch
 from ..artifact import ModelMetadata, open_to_all_readers
 from ..contract import Channel, MLPaths
 from ..modeling import pick_device
+from ..quantization import quantize_linear_layers
 from . import faults
 from .base_model import load_base, resolve_source
 from .batching import EncodedSet, encode
 from .checkpoints import CheckpointStore
 from .data import ChannelData, Example, drop_unknown_labels, learn_labels, read_channel, split_validation
 from .distributed import World, device_of
-from .evaluation import EvaluationInterrupted
+from .evaluation import Evaluation, EvaluationInterrupted
 from .hyperparameters import Hyperparameters
 from .loop import Trainer, TrainingResult, TrainingTask, metric_line
 from .reports import write_reports
@@ -137,7 +142,8 @@ class TrainingSession:
             base_model=self.source,
             libraries=library_versions(),
             hyperparameters=self.params.as_dict(),
-            metrics={key: summary.get(key) for key in ("best", "validation", "test", "steps", "stopped")},
+            metrics={key: summary.get(key) for key in ("best", "validation", "test", "steps", "stopped")}
+            | ({"validation_int8": summary["validation_int8"]} if "validation_int8" in summary else {}),
         ).write(model_dir)
         open_to_all_readers(model_dir)
 
@@ -163,7 +169,7 @@ class TrainingSession:
             f"Final evaluation of the kept model on {self.eval_data.text_count if self.eval_data else 0} "
             f"validation and {test_data.text_count if test_data else 0} test texts."
         )
-        confusion = None
+        confusion = final = None
         try:
             if self.eval_data is not None:
                 final = self._evaluate(self.eval_data)
@@ -172,10 +178,40 @@ class TrainingSession:
                 test = self._evaluate(test_data)
                 summary["test"] = test.metrics
                 self.emit(metric_line({f"test_{k}": v for k, v in test.metrics.items()}))
+            # Last, on the main process alone: the other ranks' collectives are done by now.
+            if self.params.evaluate_int8 and self.world.is_main:
+                if final is not None:
+                    summary["validation_int8"] = self._int8_scores(final)
+                else:
+                    log.warning(
+                        "evaluate_int8 is set, but this job has no validation texts, so nothing was scored in int8. "
+                        "Give it a `validation` channel, or a validation_split above 0."
+                    )
         except EvaluationInterrupted:
             log.warning("Final evaluation interrupted by a stop request; writing the model without its scores.")
             summary["final_evaluation_interrupted"] = True
         return confusion
+
+    def _int8_scores(self, as_trained: Evaluation) -> dict[str, float]:
+        """The kept model scored on validation as `serve` answers with TEXTCLF_DTYPE=int8 (a CPU copy: the model
+        written stays float32), and the share of texts whose predicted labels int8 leaves as they were."""
+        started = time.monotonic()
+        # Copied on the CPU: a second copy on a GPU could run out of memory and cost the job its model. Only
+        # writing the model is left to do, and that needs no GPU, so the trained model moves there for good.
+        model = copy.deepcopy(self.model.to(device="cpu")).to(dtype=torch.float32)
+        evaluator = dataclasses.replace(
+            self.trainer.evaluator,
+            model=quantize_linear_layers(model.eval()),
+            device=torch.device("cpu"),
+            autocast=contextlib.nullcontext,
+            world=World(),
+        )
+        int8 = evaluator.evaluate(self.eval_data, self.stop.is_set)
+        same = (int8.predicted == as_trained.predicted).reshape(len(int8.predicted), -1).all(axis=1)
+        scores = {**int8.metrics, "labels_kept": float(same.mean())}
+        self.emit(metric_line({f"validation_int8_{k}": v for k, v in scores.items()}))
+        self.emit(f"int8 on CPU kept {same.mean():.1%} of the validation labels ({time.monotonic() - started:.1f} s).")
+        return scores
 
 
 def library_versions() -> dict[str, str]:
