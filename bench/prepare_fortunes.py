@@ -21,8 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fortunes_data import TOPICS, ensure_fortunes, quotations
-from run import minilm
+from fortunes_data import TOPICS, ensure_fortunes, minilm, quotations
 
 REPO = Path(__file__).resolve().parents[1]
 

