@@ -4,6 +4,7 @@ switches an endpoint to it, and still writes the float32 model."""
 from __future__ import annotations
 
 import json
+import os
 
 import torch
 import torch.nn.functional as F
@@ -103,3 +104,33 @@ def test_without_validation_texts_the_job_says_int8_was_not_scored(tmp_path, tin
     assert result.returncode == 0, result.stderr[-3000:]
     assert "no validation texts, so nothing was scored in int8" in result.stdout + result.stderr
     assert (base / "model" / "model.safetensors").exists()
+
+
+def test_where_int8_cannot_run_the_job_says_why_and_still_writes_its_model(tmp_path, tiny_bert_base):
+    # A torch without int8 kernels (NoQEngine): its quantize_dynamic raises. Stood in for by a sitecustomize that
+    # makes torch's own function raise as it does there; the code under test is unchanged.
+    site = tmp_path / "no-int8-kernels"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import torch.ao.quantization\n\n\n"
+        "def quantize_dynamic(*args, **kwargs):\n"
+        '    raise RuntimeError("Didn\'t find engine for operation quantized::linear_prepack NoQEngine")\n\n\n'
+        "torch.ao.quantization.quantize_dynamic = quantize_dynamic\n"
+    )
+    base = make_ml_tree(
+        tmp_path,
+        {**TINY_HYPERPARAMETERS, "evaluate_int8": "true"},
+        {"train": make_rows(200), "validation": make_rows(40, seed=8), "model": tiny_bert_base},
+        channel_format="jsonl",
+    )
+    result = run_train(base, PYTHONPATH=os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    assert "scoring in int8 failed; the model is written without int8 scores" in log
+    metrics = json.loads((base / "output" / "data" / "metrics.json").read_text())
+    assert "validation_int8" not in metrics and "NoQEngine" in metrics["validation_int8_error"]
+    assert metrics["validation"]["accuracy"] >= 0  # the float32 scores are all there
+    assert (base / "model" / "model.safetensors").exists()
+    recorded = json.loads((base / "model" / "textclf.json").read_text())["metrics"]
+    assert recorded["validation_int8_error"] == metrics["validation_int8_error"]
+    assert not (base / "output" / "failure").exists()
