@@ -16,14 +16,14 @@ from textclf.quantization import quantize_linear_layers
 from tiny_models import TINY_HYPERPARAMETERS
 
 
-def _train(tmp_path, tiny_bert_base, rows, validation, **hyper):
+def _train(tmp_path, tiny_bert_base, rows, validation, env: dict[str, str] | None = None, **hyper):
     base = make_ml_tree(
         tmp_path,
         {**TINY_HYPERPARAMETERS, "evaluate_int8": "true", **hyper},
         {"train": rows, "validation": validation, "model": tiny_bert_base},
         channel_format="jsonl",
     )
-    result = run_train(base)
+    result = run_train(base, **(env or {}))
     assert result.returncode == 0, f"train failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return base, result.stdout + result.stderr
 
@@ -117,15 +117,8 @@ def test_where_int8_cannot_run_the_job_says_why_and_still_writes_its_model(tmp_p
         '    raise RuntimeError("Didn\'t find engine for operation quantized::linear_prepack NoQEngine")\n\n\n'
         "torch.ao.quantization.quantize_dynamic = quantize_dynamic\n"
     )
-    base = make_ml_tree(
-        tmp_path,
-        {**TINY_HYPERPARAMETERS, "evaluate_int8": "true"},
-        {"train": make_rows(200), "validation": make_rows(40, seed=8), "model": tiny_bert_base},
-        channel_format="jsonl",
-    )
-    result = run_train(base, PYTHONPATH=os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-3000:]
+    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    base, log = _train(tmp_path, tiny_bert_base, make_rows(200), make_rows(40, seed=8), env={"PYTHONPATH": path})
     assert "scoring in int8 failed; the model is written without int8 scores" in log
     metrics = json.loads((base / "output" / "data" / "metrics.json").read_text())
     assert "validation_int8" not in metrics and "NoQEngine" in metrics["validation_int8_error"]
