@@ -5,7 +5,7 @@ bfloat16 is there for scale: it is what `auto` serves on CPUs with bf16 instruct
     python bench/int8_agreement.py [--model DIR]
 Without --model it first trains MiniLM for one epoch on the benchmark's fortunes training texts (`train`, as
 bench/run.py runs it). Each precision loads the model the way `serve` does (textclf.modeling; for int8 then
-textclf.quantization, the function the server runs) and scores each text alone. Prints one JSON line and writes
+textclf.cpu_kernels, the function the server runs) and scores each text alone. Prints one JSON line and writes
 bench/results/int8-agreement-<stamp>.json. Speed is measured by `bench/run.py --variant TEXTCLF_DTYPE=int8`.
 """
 
@@ -25,8 +25,8 @@ import fortunes_data  # noqa: E402
 import run  # noqa: E402
 import torch  # noqa: E402
 import train_compare  # noqa: E402
+from textclf.cpu_kernels import quantize_linear_layers  # noqa: E402
 from textclf.modeling import forward_logits, load_classifier, load_tokenizer  # noqa: E402
-from textclf.quantization import quantize_linear_layers  # noqa: E402
 from textclf.serving.modelinfo import describe_model  # noqa: E402
 
 

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from harness import make_ml_tree, run_train
 from safetensors import safe_open
 from sample_data import make_rows
+from textclf.cpu_kernels import quantize_linear_layers
 from textclf.modeling import forward_logits, load_classifier, load_tokenizer
-from textclf.quantization import quantize_linear_layers
 from tiny_models import TINY_HYPERPARAMETERS
 
 

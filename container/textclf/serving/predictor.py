@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 import transformers
 
+from ..cpu_kernels import prepack_linear_layers, quantize_linear_layers
 from ..modeling import auto_bf16, forward_logits, load_classifier, load_tokenizer
-from ..quantization import quantize_linear_layers
 from ..windows import Framing, content_ids, frame_windows, reads_all
 from .errors import InvalidInput
 from .inputs import TextInput
@@ -92,6 +92,10 @@ class Predictor:
         self.framing = Framing.of(self.tokenizer)
         # A fast tokenizer holds Rust state that changes with the truncation settings: one caller at a time.
         self._tokenizer_lock = threading.Lock()
+        if settings.prepack and self.device.type == "cpu" and self.dtype == torch.bfloat16:
+            probe = self.encode([TextInput("the check of a prepacked model"), TextInput("a second text")], True)
+            if prepack_linear_layers(self.model, lambda: torch.tensor(self.logits(probe))):
+                self.precision += " (prepacked)"
         num_labels = self.model.config.num_labels
         if num_labels != len(info.labels):
             raise ValueError(f"the model has {num_labels} outputs but {len(info.labels)} labels are known")

@@ -65,6 +65,12 @@ class ServingSettings:
         "bfloat16, float16, int8 (CPU only: linear layers in 8 bits, opt-in, labels may change)",
         choice("auto", "float32", "bfloat16", "float16", "int8"),
     )  # fmt: skip
+    prepack: bool = variable(
+        "TEXTCLF_PREPACK", True,
+        "on: a bfloat16 model on CPU has its linear layers' weights reordered once, at load, for oneDNN (the same "
+        "answers, faster small batches); off: as loaded",
+        switch, "on",
+    )  # fmt: skip
 
     def describe(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

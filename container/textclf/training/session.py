@@ -20,8 +20,8 @@ import torch
 
 from ..artifact import ModelMetadata, open_to_all_readers
 from ..contract import Channel, MLPaths
+from ..cpu_kernels import quantize_linear_layers
 from ..modeling import pick_device
-from ..quantization import quantize_linear_layers
 from . import faults
 from .base_model import load_base, resolve_source
 from .batching import EncodedSet, encode

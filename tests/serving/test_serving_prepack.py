@@ -1,0 +1,87 @@
+"""TEXTCLF_PREPACK: a bfloat16 model on CPU is served with its linear layers' weights reordered once for oneDNN,
+and answers as the model as loaded does; where the prepacked model fails its check at load, the model as loaded
+serves."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+from harness import Server
+from sample_data import SAMPLE_TEXTS, make_rows
+
+ALL_PROBABILITIES = {"top_k": None}
+BFLOAT16_ON_CPU = {"TEXTCLF_DTYPE": "bfloat16", "TEXTCLF_DEVICE": "cpu"}  # auto is float32 on CPUs without bf16
+# Probabilities of the same bfloat16 model computed through two oneDNN kernels: equal here to the bit, but oneDNN
+# may accumulate in another order on another CPU. A broken layer moves them by tenths.
+SAME_ANSWER = 1e-2
+
+
+def _probabilities(server: Server, texts: list[str]) -> list[dict[str, float]]:
+    response = server.post({"inputs": texts, "parameters": ALL_PROBABILITIES})
+    assert response.status_code == 200, response.text
+    return [{entry["label"]: entry["score"] for entry in answer} for answer in response.json()]
+
+
+def _largest_difference(a: list[dict[str, float]], b: list[dict[str, float]]) -> float:
+    return max(abs(x[label] - y[label]) for x, y in zip(a, b, strict=True) for label in x)
+
+
+def _texts() -> list[str]:
+    return list(SAMPLE_TEXTS.values()) + [row["text"] for row in make_rows(20, seed=6)]
+
+
+@pytest.fixture(scope="module", params=["bert_model_dir", "gpt2_model_dir"])
+def prepacked_and_plain(request):
+    model_dir = request.getfixturevalue(request.param)  # GPT-2's layers are Conv1D, turned into linear ones
+    servers = [Server(model_dir, TEXTCLF_PREPACK=switch, **BFLOAT16_ON_CPU).start() for switch in ("on", "off")]
+    try:
+        yield model_dir, [server.wait_ready() for server in servers]
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_prepacked_layers_answer_as_the_model_as_loaded(prepacked_and_plain):
+    model_dir, (prepacked, plain) = prepacked_and_plain
+    if "prepack: no oneDNN bfloat16 kernels" in prepacked.log:
+        pytest.skip("this torch has no oneDNN bfloat16 kernels for this CPU: nothing is prepacked here")
+    assert " as bfloat16 (prepacked):" in prepacked.log and " as bfloat16:" in plain.log
+    # Every block's layers, GPT-2's Conv1D ones included, not only the classification head.
+    layers = int(re.search(r"prepack: (\d+) linear layers prepacked", prepacked.log).group(1))
+    config = json.loads((model_dir / "config.json").read_text())
+    assert layers >= 4 * config.get("num_hidden_layers", config.get("n_layer", 0)) > 0
+    texts = _texts()
+    together = _probabilities(prepacked, texts)  # one padded batch
+    alone = [_probabilities(prepacked, [text])[0] for text in texts[:6]]
+    assert _largest_difference(together, _probabilities(plain, texts)) <= SAME_ANSWER
+    assert _largest_difference(alone, together[:6]) <= SAME_ANSWER
+
+
+def test_a_prepacked_model_that_fails_its_check_is_served_as_loaded(tmp_path, bert_model_dir):
+    # A kernel that computes wrongly (here: zeros), stood in for by a sitecustomize that replaces torch's prepacked
+    # linear op in the server's processes; the code under test is unchanged.
+    site = tmp_path / "wrong-prepacked-kernel"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import torch\n\n\n"
+        "def linear_pointwise(x, weight, bias, *args):\n"
+        "    return x.new_zeros((*x.shape[:-1], weight.shape[0]))\n\n\n"
+        "torch.ops.mkldnn._linear_pointwise = linear_pointwise\n"
+    )
+    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    wrong = Server(bert_model_dir, PYTHONPATH=path, **BFLOAT16_ON_CPU).start()
+    plain = Server(bert_model_dir, TEXTCLF_PREPACK="off", **BFLOAT16_ON_CPU).start()
+    try:
+        wrong.wait_ready(), plain.wait_ready()
+        if "prepack: no oneDNN bfloat16 kernels" in wrong.log:
+            pytest.skip("this torch has no oneDNN bfloat16 kernels for this CPU: nothing is prepacked here")
+        assert "prepack: linear layers left as loaded, the prepacked model failed its check: logits moved" in wrong.log
+        assert " as bfloat16:" in wrong.log and "(prepacked)" not in wrong.log
+        texts = _texts()
+        assert _largest_difference(_probabilities(wrong, texts), _probabilities(plain, texts)) <= SAME_ANSWER
+    finally:
+        wrong.stop()
+        plain.stop()
