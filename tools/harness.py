@@ -3,6 +3,7 @@ hand, `train` as a subprocess over it, and `serve` as a subprocess on a free loo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
@@ -82,6 +84,15 @@ def failure_text(base: Path) -> str:
 
 
 # --- serve ------------------------------------------------------------------------------------------------------
+
+
+def sitecustomize_env(folder: Path, source: str) -> dict[str, str]:
+    """The environment that makes every Python process started with it run `source` first, as a sitecustomize
+    module: how a test stands in for a platform fault inside torch (a missing kernel, a wrong one) while the code
+    under test runs unchanged."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(source)
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))}
 
 
 def free_port() -> int:
@@ -234,6 +245,18 @@ class Server:
 # --- prepare (a processing job) ---------------------------------------------------------------------------------
 
 PREPARE = REPO / "prepare"
+
+
+@contextlib.contextmanager
+def servers_side_by_side(model_dir: Path, *environments: dict[str, str]) -> Iterator[list[Server]]:
+    """One ready server per environment, all on `model_dir`: started together (their loading overlaps) and stopped
+    together, whatever happens in between. For comparing one model's answers under two settings."""
+    servers = [Server(model_dir, **env).start() for env in environments]
+    try:
+        yield [server.wait_ready() for server in servers]
+    finally:
+        for server in servers:
+            server.stop()
 
 
 def make_processing_tree(base: Path, inputs: dict[str, dict[str, list[dict] | bytes | str] | Path]) -> Path:

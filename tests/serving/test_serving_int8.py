@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from harness import Server
+from harness import Server, servers_side_by_side
 from sample_data import SAMPLE_TEXTS, make_rows
 
 ALL_PROBABILITIES = {"top_k": None}
@@ -21,12 +21,8 @@ def _probabilities(server: Server, texts: list[str]) -> list[dict[str, float]]:
 @pytest.fixture(scope="module", params=["bert_model_dir", "gpt2_model_dir"])
 def float32_and_int8(request):
     model_dir = request.getfixturevalue(request.param)  # GPT-2's layers are Conv1D, turned into linear ones
-    servers = [Server(model_dir, TEXTCLF_DTYPE=dtype).start() for dtype in ("float32", "int8")]
-    try:
-        yield model_dir, [server.wait_ready() for server in servers]
-    finally:
-        for server in servers:
-            server.stop()
+    with servers_side_by_side(model_dir, {"TEXTCLF_DTYPE": "float32"}, {"TEXTCLF_DTYPE": "int8"}) as servers:
+        yield model_dir, servers
 
 
 def test_int8_answers_like_float32_from_quantised_weights(float32_and_int8):

@@ -5,11 +5,10 @@ serves."""
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import pytest
-from harness import Server
+from harness import Server, servers_side_by_side, sitecustomize_env
 from sample_data import SAMPLE_TEXTS, make_rows
 
 ALL_PROBABILITIES = {"top_k": None}
@@ -36,12 +35,9 @@ def _texts() -> list[str]:
 @pytest.fixture(scope="module", params=["bert_model_dir", "gpt2_model_dir"])
 def prepacked_and_plain(request):
     model_dir = request.getfixturevalue(request.param)  # GPT-2's layers are Conv1D, turned into linear ones
-    servers = [Server(model_dir, TEXTCLF_PREPACK=switch, **BFLOAT16_ON_CPU).start() for switch in ("on", "off")]
-    try:
-        yield model_dir, [server.wait_ready() for server in servers]
-    finally:
-        for server in servers:
-            server.stop()
+    environments = [{"TEXTCLF_PREPACK": switch, **BFLOAT16_ON_CPU} for switch in ("on", "off")]
+    with servers_side_by_side(model_dir, *environments) as servers:
+        yield model_dir, servers
 
 
 def test_prepacked_layers_answer_as_the_model_as_loaded(prepacked_and_plain):
@@ -63,25 +59,18 @@ def test_prepacked_layers_answer_as_the_model_as_loaded(prepacked_and_plain):
 def test_a_prepacked_model_that_fails_its_check_is_served_as_loaded(tmp_path, bert_model_dir):
     # A kernel that computes wrongly (here: zeros), stood in for by a sitecustomize that replaces torch's prepacked
     # linear op in the server's processes; the code under test is unchanged.
-    site = tmp_path / "wrong-prepacked-kernel"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(
+    wrong_kernel = sitecustomize_env(
+        tmp_path / "wrong-prepacked-kernel",
         "import torch\n\n\n"
         "def linear_pointwise(x, weight, bias, *args):\n"
         "    return x.new_zeros((*x.shape[:-1], weight.shape[0]))\n\n\n"
-        "torch.ops.mkldnn._linear_pointwise = linear_pointwise\n"
+        "torch.ops.mkldnn._linear_pointwise = linear_pointwise\n",
     )
-    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
-    wrong = Server(bert_model_dir, PYTHONPATH=path, **BFLOAT16_ON_CPU).start()
-    plain = Server(bert_model_dir, TEXTCLF_PREPACK="off", **BFLOAT16_ON_CPU).start()
-    try:
-        wrong.wait_ready(), plain.wait_ready()
+    as_loaded = {"TEXTCLF_PREPACK": "off", **BFLOAT16_ON_CPU}
+    with servers_side_by_side(bert_model_dir, {**wrong_kernel, **BFLOAT16_ON_CPU}, as_loaded) as (wrong, plain):
         if "prepack: no oneDNN bfloat16 kernels" in wrong.log:
             pytest.skip("this torch has no oneDNN bfloat16 kernels for this CPU: nothing is prepacked here")
         assert "prepack: linear layers left as loaded, the prepacked model failed its check: logits moved" in wrong.log
         assert " as bfloat16:" in wrong.log and "(prepacked)" not in wrong.log
         texts = _texts()
         assert _largest_difference(_probabilities(wrong, texts), _probabilities(plain, texts)) <= SAME_ANSWER
-    finally:
-        wrong.stop()
-        plain.stop()

@@ -4,11 +4,10 @@ switches an endpoint to it, and still writes the float32 model."""
 from __future__ import annotations
 
 import json
-import os
 
 import torch
 import torch.nn.functional as F
-from harness import make_ml_tree, run_train
+from harness import make_ml_tree, run_train, sitecustomize_env
 from safetensors import safe_open
 from sample_data import make_rows
 from textclf.cpu_kernels import quantize_linear_layers
@@ -109,16 +108,14 @@ def test_without_validation_texts_the_job_says_int8_was_not_scored(tmp_path, tin
 def test_where_int8_cannot_run_the_job_says_why_and_still_writes_its_model(tmp_path, tiny_bert_base):
     # A torch without int8 kernels (NoQEngine): its quantize_dynamic raises. Stood in for by a sitecustomize that
     # makes torch's own function raise as it does there; the code under test is unchanged.
-    site = tmp_path / "no-int8-kernels"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(
+    no_int8_kernels = sitecustomize_env(
+        tmp_path / "no-int8-kernels",
         "import torch.ao.quantization\n\n\n"
         "def quantize_dynamic(*args, **kwargs):\n"
         '    raise RuntimeError("Didn\'t find engine for operation quantized::linear_prepack NoQEngine")\n\n\n'
-        "torch.ao.quantization.quantize_dynamic = quantize_dynamic\n"
+        "torch.ao.quantization.quantize_dynamic = quantize_dynamic\n",
     )
-    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
-    base, log = _train(tmp_path, tiny_bert_base, make_rows(200), make_rows(40, seed=8), env={"PYTHONPATH": path})
+    base, log = _train(tmp_path, tiny_bert_base, make_rows(200), make_rows(40, seed=8), env=no_int8_kernels)
     assert "scoring in int8 failed; the model is written without int8 scores" in log
     metrics = json.loads((base / "output" / "data" / "metrics.json").read_text())
     assert "validation_int8" not in metrics and "NoQEngine" in metrics["validation_int8_error"]
