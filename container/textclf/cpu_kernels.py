@@ -23,19 +23,45 @@ log = logging.getLogger(__name__)
 PREPACK_TOLERANCE = 2e-2
 
 
+Swapped = list[tuple[torch.nn.Module, str, torch.nn.Module]]  # (parent, attribute name, the layer it held)
+
+
+def _swap_layers(
+    model: torch.nn.Module,
+    wanted: Callable[[torch.nn.Module], bool],
+    replace: Callable[[torch.nn.Module], torch.nn.Module],
+) -> Swapped:
+    """Every layer of `model` that is `wanted`, replaced in its parent by `replace(layer)`, in place; returns what was
+    swapped, so that a caller can put the layers back. All or nothing: if `replace` raises, the model is as it was."""
+    swapped: Swapped = []
+    try:
+        for parent in list(model.modules()):
+            for name, child in list(parent.named_children()):
+                if wanted(child):
+                    setattr(parent, name, replace(child))
+                    swapped.append((parent, name, child))
+    except Exception:
+        _put_back(swapped)
+        raise
+    return swapped
+
+
+def _put_back(swapped: Swapped) -> None:
+    for parent, name, layer in swapped:
+        setattr(parent, name, layer)
+
+
+def _linear_from_conv1d(conv: Conv1D) -> torch.nn.Linear:
+    linear = torch.nn.Linear(conv.nx, conv.nf, device=conv.weight.device, dtype=conv.weight.dtype)
+    linear.weight = torch.nn.Parameter(conv.weight.detach().t().contiguous(), requires_grad=False)
+    linear.bias = conv.bias
+    return linear
+
+
 def _conv1d_as_linear(model: torch.nn.Module) -> int:
     """GPT-2 computes with transformers' Conv1D, a linear layer whose weight is stored transposed: each becomes the
     nn.Linear it is, so that int8 and prepacking treat GPT-2 as they treat BERT. Returns how many were replaced."""
-    replaced = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, Conv1D):
-                linear = torch.nn.Linear(child.nx, child.nf, device=child.weight.device, dtype=child.weight.dtype)
-                linear.weight = torch.nn.Parameter(child.weight.detach().t().contiguous(), requires_grad=False)
-                linear.bias = child.bias
-                setattr(parent, name, linear)
-                replaced += 1
-    return replaced
+    return len(_swap_layers(model, lambda layer: isinstance(layer, Conv1D), _linear_from_conv1d))
 
 
 def quantize_linear_layers(model: torch.nn.Module) -> torch.nn.Module:
@@ -84,19 +110,15 @@ def prepack_linear_layers(model: torch.nn.Module, logits: Callable[[], torch.Ten
         return False
     before = logits()
     converted = _conv1d_as_linear(model)
-    swapped: list[tuple[torch.nn.Module, str, torch.nn.Linear]] = []
+    swapped: Swapped = []
     try:
-        for parent in list(model.modules()):
-            for name, child in list(parent.named_children()):
-                if type(child) is torch.nn.Linear:  # subclasses (attention's out_proj) are read by their owners
-                    setattr(parent, name, PrepackedLinear(child))
-                    swapped.append((parent, name, child))
+        # Exactly nn.Linear: subclasses (attention's out_proj) have their weights read by their owners.
+        swapped = _swap_layers(model, lambda layer: type(layer) is torch.nn.Linear, PrepackedLinear)
         after = logits()
         if not torch.allclose(before, after, rtol=PREPACK_TOLERANCE, atol=PREPACK_TOLERANCE):
             raise ValueError(f"logits moved by {(before - after).abs().max().item():.3g}")
     except Exception as exc:  # noqa: BLE001 - an optimisation: the model as loaded still answers
-        for parent, name, child in swapped:
-            setattr(parent, name, child)
+        _put_back(swapped)
         log.warning("prepack: linear layers left as loaded, the prepacked model failed its check: %s", exc)
         return False
     log.info("prepack: %d linear layers prepacked for oneDNN (%d converted from Conv1D)", len(swapped), converted)

@@ -6,16 +6,8 @@ import json
 import re
 
 import pytest
-from harness import Server, servers_side_by_side
+from harness import servers_side_by_side
 from sample_data import SAMPLE_TEXTS, make_rows
-
-ALL_PROBABILITIES = {"top_k": None}
-
-
-def _probabilities(server: Server, texts: list[str]) -> list[dict[str, float]]:
-    response = server.post({"inputs": texts, "parameters": ALL_PROBABILITIES})
-    assert response.status_code == 200, response.text
-    return [{entry["label"]: entry["score"] for entry in answer} for answer in response.json()]
 
 
 @pytest.fixture(scope="module", params=["bert_model_dir", "gpt2_model_dir"])
@@ -33,7 +25,7 @@ def test_int8_answers_like_float32_from_quantised_weights(float32_and_int8):
     config = json.loads((model_dir / "config.json").read_text())
     assert quantised_layers >= 4 * config.get("num_hidden_layers", config.get("n_layer", 0)) > 0
     texts = list(SAMPLE_TEXTS.values()) + [row["text"] for row in make_rows(30, seed=4)]
-    reference, quantised = _probabilities(exact, texts), _probabilities(int8, texts)
+    reference, quantised = exact.probabilities(texts), int8.probabilities(texts)
     differences = [abs(a[label] - b[label]) for a, b in zip(reference, quantised, strict=True) for label in a]
     assert max(differences) > 0, "int8 answered exactly as float32: the weights were not quantised"
     assert max(differences) < 0.05, max(differences)
@@ -45,5 +37,5 @@ def test_int8_answers_like_float32_from_quantised_weights(float32_and_int8):
     assert changed <= len(texts) // 10, f"int8 changed {changed} of {len(texts)} labels"
     # A layer's input is quantised with one scale per forward pass, so the texts sharing a batch move an answer
     # slightly (and can flip a near-tie, above); alone and in a batch the answers stay close.
-    alone = _probabilities(int8, texts[:1])[0]
+    alone = int8.probabilities(texts[:1])[0]
     assert all(abs(alone[label] - quantised[0][label]) < 0.02 for label in alone)

@@ -8,20 +8,13 @@ import json
 import re
 
 import pytest
-from harness import Server, servers_side_by_side, sitecustomize_env
+from harness import servers_side_by_side, sitecustomize_env
 from sample_data import SAMPLE_TEXTS, make_rows
 
-ALL_PROBABILITIES = {"top_k": None}
 BFLOAT16_ON_CPU = {"TEXTCLF_DTYPE": "bfloat16", "TEXTCLF_DEVICE": "cpu"}  # auto is float32 on CPUs without bf16
 # Probabilities of the same bfloat16 model computed through two oneDNN kernels: equal here to the bit, but oneDNN
 # may accumulate in another order on another CPU. A broken layer moves them by tenths.
 SAME_ANSWER = 1e-2
-
-
-def _probabilities(server: Server, texts: list[str]) -> list[dict[str, float]]:
-    response = server.post({"inputs": texts, "parameters": ALL_PROBABILITIES})
-    assert response.status_code == 200, response.text
-    return [{entry["label"]: entry["score"] for entry in answer} for answer in response.json()]
 
 
 def _largest_difference(a: list[dict[str, float]], b: list[dict[str, float]]) -> float:
@@ -50,9 +43,9 @@ def test_prepacked_layers_answer_as_the_model_as_loaded(prepacked_and_plain):
     config = json.loads((model_dir / "config.json").read_text())
     assert layers >= 4 * config.get("num_hidden_layers", config.get("n_layer", 0)) > 0
     texts = _texts()
-    together = _probabilities(prepacked, texts)  # one padded batch
-    alone = [_probabilities(prepacked, [text])[0] for text in texts[:6]]
-    assert _largest_difference(together, _probabilities(plain, texts)) <= SAME_ANSWER
+    together = prepacked.probabilities(texts)  # one padded batch
+    alone = [prepacked.probabilities([text])[0] for text in texts[:6]]
+    assert _largest_difference(together, plain.probabilities(texts)) <= SAME_ANSWER
     assert _largest_difference(alone, together[:6]) <= SAME_ANSWER
 
 
@@ -73,4 +66,4 @@ def test_a_prepacked_model_that_fails_its_check_is_served_as_loaded(tmp_path, be
         assert "prepack: linear layers left as loaded, the prepacked model failed its check: logits moved" in wrong.log
         assert " as bfloat16:" in wrong.log and "(prepacked)" not in wrong.log
         texts = _texts()
-        assert _largest_difference(_probabilities(wrong, texts), _probabilities(plain, texts)) <= SAME_ANSWER
+        assert _largest_difference(wrong.probabilities(texts), plain.probabilities(texts)) <= SAME_ANSWER
