@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from collections.abc import Callable
@@ -81,6 +82,20 @@ def quantize_linear_layers(model: torch.nn.Module) -> torch.nn.Module:
         return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
 
 
+def _packed_linear(x: torch.Tensor, packed_weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    no_scalars: list[number | None] = []  # noqa: F821 - TorchScript's name for the op's Scalar type
+    return torch.ops.mkldnn._linear_pointwise(x, packed_weight, bias, "none", no_scalars, "")
+
+
+@functools.cache
+def _scripted_packed_linear() -> torch.jit.ScriptFunction:
+    """The prepacked op as TorchScript, compiled on first use: torch.jit.trace cannot record the op's empty
+    `Scalar?[]` argument, but records a call to this function (textclf.tracing traces the served forward pass)."""
+    with warnings.catch_warnings():  # torch's notice that TorchScript is deprecated; tracing.py says why it is used
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.script(_packed_linear)
+
+
 class PrepackedLinear(torch.nn.Module):
     """A bfloat16 nn.Linear for CPU inference whose weight oneDNN reordered once. A plain layer's weight is
     reordered on every call: for the few rows of a small batch that cost as much as the multiplication (MiniLM's
@@ -90,11 +105,15 @@ class PrepackedLinear(torch.nn.Module):
     def __init__(self, linear: torch.nn.Linear) -> None:
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        # Plain attributes, not buffers: the packed tensor is oneDNN's opaque layout, for this module's ops only.
-        self.packed_weight = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), None)
-        self.bias = None if linear.bias is None else linear.bias.detach()
+        # Buffers, so that a trace reads them from the module (it cannot hold oneDNN's opaque layout as a constant);
+        # not in the state dict: the packed tensor is for this module's op only.
+        packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), None)
+        self.register_buffer("packed_weight", packed, persistent=False)
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_tracing():
+            return _scripted_packed_linear()(x, self.packed_weight, self.bias)
         return torch.ops.mkldnn._linear_pointwise(x, self.packed_weight, self.bias, "none", [], "")
 
     def extra_repr(self) -> str:

@@ -19,6 +19,7 @@ import transformers
 
 from ..cpu_kernels import prepack_linear_layers, quantize_linear_layers
 from ..modeling import auto_bf16, forward_logits, load_classifier, load_tokenizer
+from ..tracing import trace_forward
 from ..windows import Framing, content_ids, frame_windows, reads_all
 from .errors import InvalidInput
 from .inputs import TextInput
@@ -92,24 +93,41 @@ class Predictor:
         self.framing = Framing.of(self.tokenizer)
         # A fast tokenizer holds Rust state that changes with the truncation settings: one caller at a time.
         self._tokenizer_lock = threading.Lock()
-        if settings.prepack and self.device.type == "cpu" and self.dtype == torch.bfloat16:
-            probe = self.encode([TextInput("the check of a prepacked model"), TextInput("a second text")], True)
-            if prepack_linear_layers(self.model, lambda: torch.tensor(self.logits(probe))):
-                self.precision += " (prepacked)"
+        self.traced = None
+        if self.device.type == "cpu":
+            self._speed_up_on_cpu(settings)
         num_labels = self.model.config.num_labels
         if num_labels != len(info.labels):
             raise ValueError(f"the model has {num_labels} outputs but {len(info.labels)} labels are known")
         log.info(
-            "model %s (%s) on %s as %s: %d labels, %d tokens per text, %d torch threads, pid %d",
+            "model %s (%s) on %s as %s: %d labels, %d tokens per text, forward pass %s, %d torch threads, pid %d",
             info.model_dir,
             info.model_type,
             self.device,
             self.precision,
             num_labels,
             self.limit,
+            "traced" if self.traced else "as loaded",
             torch.get_num_threads(),
             os.getpid(),
         )
+
+    @torch.no_grad()
+    def _speed_up_on_cpu(self, settings: ServingSettings) -> None:
+        """What makes small batches fast on CPU, each checked against the model as loaded: bfloat16 weights
+        prepacked for oneDNN, then the forward pass traced (textclf.cpu_kernels, textclf.tracing)."""
+        prepack = settings.prepack and self.dtype == torch.bfloat16
+        if not (prepack or settings.trace):
+            return
+        texts = ["the check of a faster model", "a second text, longer than the first, so that it is padded", "ok"]
+        two, lone = self.encode([TextInput(text) for text in texts[:2]], True), self.encode([TextInput(texts[2])], True)
+        longer = self.encode([TextInput(" ".join(texts * 8))], True)  # other lengths than the trace saw
+        example = self.batch_tensors(two)
+        if prepack and prepack_linear_layers(self.model, lambda: forward_logits(self.model, example).float()):
+            self.precision += " (prepacked)"
+        if settings.trace:
+            probes = [example, self.batch_tensors(lone), self.batch_tensors(lone + longer)]
+            self.traced = trace_forward(self.model, forward_logits, example, probes)
 
     # --- request threads ----------------------------------------------------------------------------------------
 
@@ -170,6 +188,16 @@ class Predictor:
 
     @torch.inference_mode()
     def logits(self, batch: Sequence[Encoded]) -> list[list[float]]:
+        tensors = self.batch_tensors(batch)
+        if self.traced is not None and tuple(tensors) == self.traced.keys:
+            logits = self.traced(tensors)
+        else:
+            logits = forward_logits(self.model, tensors)
+        return logits.float().cpu().tolist()
+
+    def batch_tensors(self, batch: Sequence[Encoded]) -> dict[str, torch.Tensor]:
+        """One padded batch on the model's device: input_ids (and token_type_ids where the texts have them), then
+        attention_mask, padded on the right to a multiple of PAD_TO_MULTIPLE tokens."""
         longest = max(len(features["input_ids"]) for features in batch)
         if len(batch) > 1 or self.dtype != torch.float32:
             longest = min(-(-longest // PAD_TO_MULTIPLE) * PAD_TO_MULTIPLE, max(longest, self.limit))
@@ -184,8 +212,7 @@ class Predictor:
             for key, values in features.items():
                 tensors[key][row, :n] = torch.tensor(values, dtype=torch.long)
         tensors["attention_mask"] = mask
-        tensors = {key: value.to(self.device, non_blocking=True) for key, value in tensors.items()}
-        return forward_logits(self.model, tensors).float().cpu().tolist()
+        return {key: value.to(self.device, non_blocking=True) for key, value in tensors.items()}
 
     def warm_up(self, max_batch_size: int, max_batch_tokens: int, run: Callable | None = None) -> float:
         """One short text, then a batch of texts of the model's full length, through `run` (the runner, so that

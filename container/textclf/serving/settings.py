@@ -71,6 +71,12 @@ class ServingSettings:
         "answers, faster small batches); off: as loaded",
         switch, "on",
     )  # fmt: skip
+    trace: bool = variable(
+        "TEXTCLF_TRACE", True,
+        "on: on CPU the forward pass is recorded once, at load, as a TorchScript graph and checked against the "
+        "model (the same answers, no Python per layer); off: transformers' modules run each call",
+        switch, "on",
+    )  # fmt: skip
 
     def describe(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
