@@ -253,6 +253,11 @@ class Server:
 PREPARE = REPO / "prepare"
 
 
+def largest_difference(a: list[dict[str, float]], b: list[dict[str, float]]) -> float:
+    """The largest gap between two servers' probabilities (Server.probabilities) for the same texts and labels."""
+    return max(abs(x[label] - y[label]) for x, y in zip(a, b, strict=True) for label in x)
+
+
 @contextlib.contextmanager
 def servers_side_by_side(model_dir: Path, *environments: dict[str, str]) -> Iterator[list[Server]]:
     """One ready server per environment, all on `model_dir`: started together (their loading overlaps) and stopped

@@ -8,17 +8,13 @@ import json
 import re
 
 import pytest
-from harness import servers_side_by_side, sitecustomize_env
+from harness import largest_difference, servers_side_by_side, sitecustomize_env
 from sample_data import SAMPLE_TEXTS, make_rows
 
 BFLOAT16_ON_CPU = {"TEXTCLF_DTYPE": "bfloat16", "TEXTCLF_DEVICE": "cpu"}  # auto is float32 on CPUs without bf16
 # Probabilities of the same bfloat16 model computed through two oneDNN kernels: equal here to the bit, but oneDNN
 # may accumulate in another order on another CPU. A broken layer moves them by tenths.
 SAME_ANSWER = 1e-2
-
-
-def _largest_difference(a: list[dict[str, float]], b: list[dict[str, float]]) -> float:
-    return max(abs(x[label] - y[label]) for x, y in zip(a, b, strict=True) for label in x)
 
 
 def _texts() -> list[str]:
@@ -45,8 +41,8 @@ def test_prepacked_layers_answer_as_the_model_as_loaded(prepacked_and_plain):
     texts = _texts()
     together = prepacked.probabilities(texts)  # one padded batch
     alone = [prepacked.probabilities([text])[0] for text in texts[:6]]
-    assert _largest_difference(together, plain.probabilities(texts)) <= SAME_ANSWER
-    assert _largest_difference(alone, together[:6]) <= SAME_ANSWER
+    assert largest_difference(together, plain.probabilities(texts)) <= SAME_ANSWER
+    assert largest_difference(alone, together[:6]) <= SAME_ANSWER
 
 
 def test_a_prepacked_model_that_fails_its_check_is_served_as_loaded(tmp_path, bert_model_dir):
@@ -66,4 +62,4 @@ def test_a_prepacked_model_that_fails_its_check_is_served_as_loaded(tmp_path, be
         assert "prepack: linear layers left as loaded, the prepacked model failed its check: logits moved" in wrong.log
         assert " as bfloat16:" in wrong.log and "(prepacked)" not in wrong.log
         texts = _texts()
-        assert _largest_difference(wrong.probabilities(texts), plain.probabilities(texts)) <= SAME_ANSWER
+        assert largest_difference(wrong.probabilities(texts), plain.probabilities(texts)) <= SAME_ANSWER

@@ -5,7 +5,7 @@ serving as loaded."""
 from __future__ import annotations
 
 import pytest
-from harness import servers_side_by_side, sitecustomize_env
+from harness import largest_difference, servers_side_by_side, sitecustomize_env
 from sample_data import SAMPLE_TEXTS, make_rows
 
 ON_CPU = {"TEXTCLF_DEVICE": "cpu"}
@@ -13,10 +13,6 @@ ON_CPU = {"TEXTCLF_DEVICE": "cpu"}
 # graph that lost the attention mask or the positions moves a padded text's probabilities far more.
 SAME_ANSWER = 1e-3
 TRACED, AS_LOADED = "forward pass traced", "forward pass as loaded"
-
-
-def _largest_difference(a: list[dict[str, float]], b: list[dict[str, float]]) -> float:
-    return max(abs(x[label] - y[label]) for x, y in zip(a, b, strict=True) for label in x)
 
 
 def _texts() -> list[str]:
@@ -42,10 +38,10 @@ def test_the_traced_forward_pass_answers_as_the_model_does(request, model, dtype
         assert AS_LOADED in as_loaded.log and "trace:" not in as_loaded.log
         texts = _texts()
         together = traced.probabilities(texts)  # one padded batch, of another size than the trace saw
-        assert _largest_difference(together, as_loaded.probabilities(texts)) <= SAME_ANSWER
+        assert largest_difference(together, as_loaded.probabilities(texts)) <= SAME_ANSWER
         lone = texts[:4] + texts[-1:]  # run at their own lengths (float32) or padded to 16 tokens
         alone = [traced.probabilities([text])[0] for text in lone]
-        assert _largest_difference(alone, [as_loaded.probabilities([text])[0] for text in lone]) <= SAME_ANSWER
+        assert largest_difference(alone, [as_loaded.probabilities([text])[0] for text in lone]) <= SAME_ANSWER
 
 
 # A graph that does not hold for other batches than the one it recorded, stood in for by a sitecustomize whose
@@ -89,4 +85,4 @@ def test_a_trace_that_fails_leaves_the_model_serving_as_loaded(tmp_path, bert_mo
         )
         assert AS_LOADED in server.log and TRACED not in server.log
         texts = _texts()
-        assert _largest_difference(server.probabilities(texts), plain.probabilities(texts)) <= SAME_ANSWER
+        assert largest_difference(server.probabilities(texts), plain.probabilities(texts)) <= SAME_ANSWER
