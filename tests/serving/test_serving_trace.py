@@ -9,9 +9,11 @@ from harness import largest_difference, servers_side_by_side, sitecustomize_env
 from sample_data import SAMPLE_TEXTS, make_rows
 
 ON_CPU = {"TEXTCLF_DEVICE": "cpu"}
-# Probabilities from the graph and from the modules: the same kernels on the same shapes, equal here to the bit. A
-# graph that lost the attention mask or the positions moves a padded text's probabilities far more.
-SAME_ANSWER = 1e-3
+# Probabilities from the graph and from the modules: the same kernels on the same shapes, equal to the bit where
+# the CPU computes the precision natively. In bfloat16 on a CPU without bf16 instructions a logit may round a unit
+# in the last place apart (2**-7 near 1). A graph that lost the attention mask or the positions moves a padded
+# text's probabilities far more.
+SAME_ANSWER = {"float32": 1e-3, "int8": 1e-3, "bfloat16": 1e-2}
 TRACED, AS_LOADED = "forward pass traced", "forward pass as loaded"
 
 
@@ -38,10 +40,10 @@ def test_the_traced_forward_pass_answers_as_the_model_does(request, model, dtype
         assert AS_LOADED in as_loaded.log and "trace:" not in as_loaded.log
         texts = _texts()
         together = traced.probabilities(texts)  # one padded batch, of another size than the trace saw
-        assert largest_difference(together, as_loaded.probabilities(texts)) <= SAME_ANSWER
+        assert largest_difference(together, as_loaded.probabilities(texts)) <= SAME_ANSWER[dtype]
         lone = texts[:4] + texts[-1:]  # run at their own lengths (float32) or padded to 16 tokens
         alone = [traced.probabilities([text])[0] for text in lone]
-        assert largest_difference(alone, [as_loaded.probabilities([text])[0] for text in lone]) <= SAME_ANSWER
+        assert largest_difference(alone, [as_loaded.probabilities([text])[0] for text in lone]) <= SAME_ANSWER[dtype]
 
 
 # A graph that does not hold for other batches than the one it recorded, stood in for by a sitecustomize whose
@@ -85,4 +87,4 @@ def test_a_trace_that_fails_leaves_the_model_serving_as_loaded(tmp_path, bert_mo
         )
         assert AS_LOADED in server.log and TRACED not in server.log
         texts = _texts()
-        assert largest_difference(server.probabilities(texts), plain.probabilities(texts)) <= SAME_ANSWER
+        assert largest_difference(server.probabilities(texts), plain.probabilities(texts)) <= SAME_ANSWER["float32"]
