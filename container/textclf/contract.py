@@ -289,7 +289,7 @@ class ServingEnvironment:
     port: int = variable("SAGEMAKER_BIND_TO_PORT", 8080, "port on 0.0.0.0", whole_number())
     workers: int | None = variable(
         "SAGEMAKER_MODEL_SERVER_WORKERS", None, "gunicorn workers (each holds one copy of the model)",
-        whole_number(), "one per GPU; on CPU 1",
+        whole_number(), "one per GPU; on CPU one per 4 cores, as memory allows",
     )  # fmt: skip
     timeout_seconds: int = variable(
         "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60,

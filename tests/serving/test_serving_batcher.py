@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -121,3 +122,82 @@ def test_direct_runner_batches_one_request_alone():
     results, largest = runner.predict([("a", 1), ("b", 2), ("c", 3)], [5, 1, 3])
     assert results == [("a", 2), ("b", 4), ("c", 6)] and largest == 2
     assert runner.stats.snapshot()["batches"] == 2
+
+
+def test_runners_share_one_queue_so_a_long_pass_holds_up_only_its_own_texts():
+    # One runner is held inside a long text's pass; a short text that arrives meanwhile is answered by the other.
+    gate = threading.Event()
+
+    def model(payloads: list) -> list:
+        if "long" in payloads:
+            gate.wait(10)
+        return payloads
+
+    batcher = MicroBatcher(model, max_batch_size=8, max_delay_s=0, runners=2)
+    long_request = ThreadPoolExecutor(1).submit(batcher.predict, ["long"], [120], 15)
+    time.sleep(0.1)
+    assert batcher.predict(["short"], [8], timeout=2)[0] == ["short"]
+    assert not long_request.done()
+    gate.set()
+    assert long_request.result(timeout=5)[0] == ["long"]
+
+
+def test_one_runner_keeps_its_queue_in_order():
+    # The contrast to the test above: with one runner the short text waits for the long pass (and here times out).
+    gate = threading.Event()
+
+    def model(payloads: list) -> list:
+        if "long" in payloads:
+            gate.wait(10)
+        return payloads
+
+    batcher = MicroBatcher(model, max_batch_size=8, max_delay_s=0, runners=1)
+    long_request = ThreadPoolExecutor(1).submit(batcher.predict, ["long"], [120], 15)
+    time.sleep(0.1)
+    with pytest.raises(InferenceTimeout):
+        batcher.predict(["short"], [8], timeout=0.5)
+    gate.set()
+    assert long_request.result(timeout=5)[0] == ["long"]
+
+
+def test_a_request_split_across_batches_that_run_at_once_gets_all_its_results():
+    # Short and long texts of every request go to different batches; a barrier makes the first two batches run at
+    # the same time (two runners), and then requests receive results from two threads at once.
+    together = threading.Barrier(2, timeout=5)
+    model = FakeModel(pause=0.005)
+    calls = itertools.count()
+
+    def concurrent(payloads: list) -> list:
+        if next(calls) < 2:
+            together.wait()
+        return model(payloads)
+
+    batcher = MicroBatcher(concurrent, max_batch_size=4, max_batch_tokens=10_000, max_delay_s=0.01, runners=2)
+
+    def client(c: int) -> list:
+        payloads = [(f"c{c}", c * 10 + k) for k in range(4)]
+        return batcher.predict(payloads, [5, 200, 6, 210], timeout=10)[0]
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(client, range(16)))
+    assert outcomes == [[(f"c{c}", (c * 10 + k) * 2) for k in range(4)] for c in range(16)]
+    assert not together.broken
+    assert batcher.stats.snapshot()["texts"] == 64
+
+
+def test_direct_runner_runs_at_most_its_runners_at_once():
+    running, most, lock = [0], [0], threading.Lock()
+
+    def model(payloads: list) -> list:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+        return payloads
+
+    runner = DirectRunner(model, max_batch_size=4, max_batch_tokens=1000, runners=2)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: runner.predict([i], [3])[0], range(16)))
+    assert results == [[i] for i in range(16)] and most[0] == 2

@@ -16,6 +16,8 @@ from textclf.contract import ServingEnvironment, serving_environment
 from textclf.errors import UserError
 from textclf.modeling import cpu_computes_bf16
 from textclf.serving.settings import (
+    MAX_CPU_RUNNERS,
+    RUNNERS_ENV,
     ServingSettings,
     cpu_count,
     cpu_workers_memory_allows,
@@ -25,6 +27,7 @@ from textclf.serving.settings import (
     plan_processes,
     visible_gpu_ids,
     weights_bytes,
+    worker_runners,
 )
 
 
@@ -72,29 +75,42 @@ def test_bad_values_name_the_knob(name, value):
         load_settings({name: value})
 
 
-def test_cpu_plan_is_a_single_threaded_worker_per_core_as_far_as_memory_allows():
-    plan = plan_processes(ServingEnvironment(), ServingSettings(), cores=8, gpus=[])
-    assert (plan.workers, plan.torch_threads, plan.on_gpu) == (8, 1, False)
-    plan = plan_processes(ServingEnvironment(), ServingSettings(), cores=8, gpus=[], memory_allows=3)
-    assert (plan.workers, plan.torch_threads) == (3, 2)  # the cores shared out among the workers that fit
-    assert plan_processes(ServingEnvironment(), ServingSettings(), cores=1, gpus=[]).torch_threads == 1
-    plan = plan_processes(ServingEnvironment(workers=3), ServingSettings(), cores=8, gpus=[])
-    assert (plan.workers, plan.torch_threads) == (3, 2)
-    plan = plan_processes(ServingEnvironment(workers=4), ServingSettings(torch_threads=1), cores=2, gpus=[])
-    assert (plan.workers, plan.torch_threads) == (4, 1)
+def test_cpu_plan_is_a_single_threaded_runner_per_core_in_as_few_workers_as_hold_them():
+    def plan_of(cores, env=None, settings=None, memory_allows=None):
+        env, settings = env or ServingEnvironment(), settings or ServingSettings()
+        plan = plan_processes(env, settings, cores=cores, gpus=[], memory_allows=memory_allows)
+        assert not plan.on_gpu
+        return plan.workers, plan.runners, plan.torch_threads
+
+    assert plan_of(1) == (1, 1, 1)
+    assert plan_of(2) == (1, 2, 1)  # one queue for both cores
+    assert plan_of(4) == (1, MAX_CPU_RUNNERS, 1)
+    assert plan_of(8) == (2, 4, 1)
+    assert plan_of(10) == (3, 3, 1)  # never more runners than cores
+    assert plan_of(16, memory_allows=2) == (2, 8, 1)  # fewer copies of the model: more runners each
+    assert plan_of(8, env=ServingEnvironment(workers=3)) == (3, 2, 1)  # the cores shared out as runners
+    assert plan_of(2, env=ServingEnvironment(workers=4)) == (4, 1, 1)
+    assert plan_of(8, settings=ServingSettings(torch_threads=2)) == (1, 4, 2)
+    assert plan_of(2, env=ServingEnvironment(workers=1), settings=ServingSettings(torch_threads=2)) == (1, 1, 2)
+
+
+def test_workers_learn_their_runner_count_from_the_master():
+    assert worker_runners({}) == 1
+    assert worker_runners({RUNNERS_ENV: "3"}) == 3
 
 
 def test_gpu_plan_is_one_worker_per_device():
     plan = plan_processes(ServingEnvironment(), ServingSettings(), cores=16, gpus=["0", "1", "2", "3"])
     assert plan.workers == 4 and plan.devices == ("0", "1", "2", "3") and plan.torch_threads == 4
+    assert plan.runners == 1
     forced_cpu = plan_processes(ServingEnvironment(), ServingSettings(device="cpu"), cores=16, gpus=["0"])
-    assert not forced_cpu.on_gpu and forced_cpu.workers == 16
+    assert not forced_cpu.on_gpu and forced_cpu.workers * forced_cpu.runners == 16
     with pytest.raises(UserError, match="no GPU"):
         plan_processes(ServingEnvironment(), ServingSettings(device="cuda"), cores=4, gpus=[])
     with pytest.raises(UserError, match="TEXTCLF_DTYPE=int8 runs on CPU only"):
         plan_processes(ServingEnvironment(), ServingSettings(dtype="int8"), cores=16, gpus=["0"])
     int8_on_cpu = plan_processes(ServingEnvironment(), ServingSettings(dtype="int8", device="cpu"), cores=4, gpus=["0"])
-    assert not int8_on_cpu.on_gpu and int8_on_cpu.workers == 4
+    assert not int8_on_cpu.on_gpu and int8_on_cpu.workers * int8_on_cpu.runners == 4
 
 
 def test_gpus_are_counted_without_torch():
@@ -148,14 +164,20 @@ def test_workers_that_fit_in_memory_count_each_copy_of_the_weights(tmp_path):
     assert memory_available() is None or memory_available() > 0
 
 
-def test_a_default_server_runs_a_worker_per_core_in_the_precision_this_cpu_computes_fastest(bert_server):
+def test_a_default_server_runs_a_runner_per_core_in_the_precision_this_cpu_computes_fastest(bert_server):
     # bert_server leaves workers, threads and dtype at their defaults.
     log = bert_server.log
     cores = cpu_count()
-    plan = re.search(rf"process plan: (\d+) workers x \d+ request threads, (\d+) torch threads each, {cores} CPU", log)
-    workers, threads = int(plan.group(1)), int(plan.group(2))
-    assert 1 <= workers <= cores and threads == cores // workers and len(bert_server.workers()) == workers
+    plan = re.search(
+        rf"process plan: (\d+) workers x \d+ request threads and (\d+) runner threads of (\d+) torch threads, "
+        rf"{cores} CPU",
+        log,
+    )
+    workers, runners, threads = (int(n) for n in plan.groups())
+    assert (workers, runners, threads) == (-(-cores // MAX_CPU_RUNNERS), cores // workers, 1), log[-2000:]
+    assert len(bert_server.workers()) == workers
     expected = "bfloat16" if cpu_computes_bf16() else "float32"
     assert log.count(f"on cpu as {expected}") == workers, log[-2000:]
     # torch is imported once, by the master, before the workers exist: each still runs the plan's thread count
     assert log.count(f"{threads} torch threads, pid") == workers, log[-2000:]
+    assert log.count(f"tokens per request, {runners} runner threads") == workers, log[-2000:]

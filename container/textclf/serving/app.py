@@ -34,7 +34,7 @@ from .limits import (
     request_limits,
     return_memory,
 )
-from .settings import ServingSettings, load_settings
+from .settings import ServingSettings, load_settings, worker_runners
 from .transform_errors import cut_off
 
 log = logging.getLogger("textclf.serving")
@@ -81,7 +81,8 @@ def load_builtin(env: ServingEnvironment, settings: ServingSettings) -> Inferenc
     imported = time.perf_counter()
     predictor = Predictor(info, settings)
     loaded = time.perf_counter()
-    runner = build_runner(predictor.logits, settings)
+    runners = worker_runners()
+    runner = build_runner(predictor.logits, settings, runners)
 
     def run(batch: list) -> list:
         return runner.predict(batch, [len(features["input_ids"]) for features in batch], env.timeout_seconds)[0]
@@ -94,22 +95,28 @@ def load_builtin(env: ServingEnvironment, settings: ServingSettings) -> Inferenc
     gc.collect()
     gc.freeze()
     log.info(
-        "imports %.1f s, model load %.1f s, warm-up %.1f s; %.0f tokens/s, at most %d tokens per request",
+        "imports %.1f s, model load %.1f s, warm-up %.1f s; %.0f tokens/s, at most %d tokens per request, "
+        "%d runner threads",
         imported - started,
         loaded - imported,
         time.perf_counter() - loaded,
         tokens_per_second,
         limits.max_tokens,
+        runners,
     )
     return Inference(predictor, runner, env.timeout_seconds, limits)
 
 
-def build_runner(run_batch: Callable, settings: ServingSettings):
+def build_runner(run_batch: Callable, settings: ServingSettings, runners: int = 1):
     if settings.batching:
         return MicroBatcher(
-            run_batch, settings.max_batch_size, settings.max_batch_tokens, settings.max_batch_delay_ms / 1000
+            run_batch,
+            settings.max_batch_size,
+            settings.max_batch_tokens,
+            settings.max_batch_delay_ms / 1000,
+            runners=runners,
         )
-    return DirectRunner(run_batch, settings.max_batch_size, settings.max_batch_tokens)
+    return DirectRunner(run_batch, settings.max_batch_size, settings.max_batch_tokens, runners)
 
 
 def create_app(

@@ -1,9 +1,12 @@
 """Dynamic batching inside one worker: texts of concurrent requests share forward passes.
 
-Request threads submit their texts (already tokenised: only the token count matters here) and wait; one background
-thread takes what is pending, oldest first, groups it by length so padding stays small, cuts it into batches
-bounded by a text count and a padded-token budget, runs them and hands every request exactly its own results.
-It waits at most `max_delay_s` for company when a batch is not full. Knows nothing of torch: `run_batch` does.
+Request threads submit their texts (already tokenised: only the token count matters here) and wait. Runner threads
+(one per core the worker owns on CPU, one per GPU) share one queue: a free runner takes the oldest pending texts,
+groups them by length so padding stays small, cuts them into batches bounded by a text count and a padded-token
+budget, runs the batch holding the oldest text and leaves the rest pending for whichever runner is free next. Every
+request gets exactly its own results. A runner waits at most `max_delay_s` for company when a batch is not full.
+Knows nothing of torch: `run_batch` does, and it must be safe to call from several threads at once (a torch
+forward pass in inference mode is; each runs on its caller's thread when torch has one intra-op thread).
 """
 
 from __future__ import annotations
@@ -110,13 +113,15 @@ class BatchStats:
 
 
 class DirectRunner:
-    """TEXTCLF_BATCHING=off: each request runs its own texts in its own thread, batched only among themselves."""
+    """TEXTCLF_BATCHING=off: each request runs its own texts in its own thread, batched only among themselves, at
+    most `runners` requests at a time (more would only share the same cores)."""
 
-    def __init__(self, run_batch: RunBatch, max_batch_size: int, max_batch_tokens: int) -> None:
+    def __init__(self, run_batch: RunBatch, max_batch_size: int, max_batch_tokens: int, runners: int = 1) -> None:
         self.run_batch = run_batch
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
         self.stats = BatchStats()
+        self._slots = threading.BoundedSemaphore(runners)
 
     def predict(
         self, payloads: Sequence[Any], lengths: Sequence[int], timeout: float | None = None
@@ -124,7 +129,8 @@ class DirectRunner:
         results: list = [None] * len(payloads)
         largest = 0
         for batch in plan_batches(lengths, self.max_batch_size, self.max_batch_tokens):
-            outputs = self.run_batch([payloads[i] for i in batch])
+            with self._slots:
+                outputs = self.run_batch([payloads[i] for i in batch])
             for i, output in zip(batch, outputs, strict=True):
                 results[i] = output
             self.stats.record(len(batch), 1)
@@ -133,7 +139,11 @@ class DirectRunner:
 
 
 class MicroBatcher:
-    """One background thread per worker that packs pending texts of all requests into forward passes."""
+    """Runner threads that pack the pending texts of all requests into forward passes, one shared queue.
+
+    One queue for all the worker's cores, rather than a process per core each with its own: a text waits only until
+    any runner is free, so a long text holding one core no longer holds up the texts that arrived behind it (with
+    a process per core, the kernel hands each connection to whichever process accepts first, busy or not)."""
 
     def __init__(
         self,
@@ -142,6 +152,7 @@ class MicroBatcher:
         max_batch_tokens: int = 8192,
         max_delay_s: float = 0.0,
         window: int | None = None,
+        runners: int = 1,
     ) -> None:
         self.run_batch = run_batch
         self.max_batch_size = max_batch_size
@@ -153,8 +164,13 @@ class MicroBatcher:
         self.stats = BatchStats()
         self._pending: deque[_Item] = deque()
         self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._loop, name="textclf-batcher", daemon=True)
-        self._thread.start()
+        # Runners deliver to the same request when its texts ride in batches run at the same time.
+        self._delivery = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"textclf-runner-{i}", daemon=True) for i in range(runners)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def predict(
         self, payloads: Sequence[Any], lengths: Sequence[int], timeout: float | None = None
@@ -179,33 +195,42 @@ class MicroBatcher:
             raise ticket.error
         return ticket.results, ticket.largest_batch
 
-    # --- the background thread ----------------------------------------------------------------------------------
+    # --- the runner threads ----------------------------------------------------------------------------------------
 
     def _take(self) -> list[_Item]:
-        """Wait for work, then for company (up to max_delay after the oldest arrival), then take one window."""
+        """Wait for work, then for company (up to max_delay after the oldest arrival); then cut the oldest `window`
+        pending texts into batches and take the one holding the oldest text. The others go back to the front of
+        the queue, in their order, for the next free runner."""
         with self._cond:
-            while not self._pending:
-                self._cond.wait()
-            deadline = self._pending[0].arrived + self.max_delay_s
             while True:
-                full = len(self._pending) >= self.max_batch_size
-                heavy = sum(item.length for item in self._pending) >= self.max_batch_tokens
-                remaining = deadline - time.monotonic()
-                if full or heavy or remaining <= 0:
+                while not self._pending:
+                    self._cond.wait()
+                deadline = self._pending[0].arrived + self.max_delay_s
+                while True:
+                    full = len(self._pending) >= self.max_batch_size
+                    heavy = sum(item.length for item in self._pending) >= self.max_batch_tokens
+                    remaining = deadline - time.monotonic()
+                    if full or heavy or remaining <= 0 or not self._pending:
+                        break
+                    self._cond.wait(remaining)
+                window: list[_Item] = []
+                while self._pending and len(window) < self.window:
+                    item = self._pending.popleft()
+                    if not item.ticket.cancelled:
+                        window.append(item)
+                if window:
                     break
-                self._cond.wait(remaining)
-            taken = []
-            while self._pending and len(taken) < self.window:
-                item = self._pending.popleft()
-                if not item.ticket.cancelled:
-                    taken.append(item)
-            return taken
+            batches = plan_batches([item.length for item in window], self.max_batch_size, self.max_batch_tokens)
+            oldest = next(batch for batch in batches if 0 in batch)
+            taken = set(oldest)
+            self._pending.extendleft(reversed([item for i, item in enumerate(window) if i not in taken]))
+            if self._pending:
+                self._cond.notify()  # an idle runner may take the next batch now
+            return [window[i] for i in oldest]
 
     def _loop(self) -> None:
         while True:
-            items = self._take()
-            for batch in plan_batches([item.length for item in items], self.max_batch_size, self.max_batch_tokens):
-                self._run([items[i] for i in batch])
+            self._run(self._take())
 
     def _run(self, items: list[_Item]) -> None:
         # Skip texts whose request gave up (timed out) or already failed in another batch.
@@ -219,9 +244,10 @@ class MicroBatcher:
                 raise RuntimeError(f"run_batch returned {len(outputs)} results for {len(items)} inputs")
         except BaseException as exc:  # every waiting request learns of it; the thread lives on
             log.exception("batch of %d texts failed", len(items))
-            for ticket in {item.ticket for item in items}:
-                ticket.error = exc
-                ticket.done.set()
+            with self._delivery:
+                for ticket in {item.ticket for item in items}:
+                    ticket.error = exc
+                    ticket.done.set()
             return
         tickets = {item.ticket for item in items}
         self.stats.record(len(items), len(tickets))
@@ -233,10 +259,11 @@ class MicroBatcher:
                 len(items) * max(item.length for item in items),
                 (time.monotonic() - started) * 1000,
             )
-        for item, output in zip(items, outputs, strict=True):
-            ticket = item.ticket
-            ticket.results[item.index] = output
-            ticket.largest_batch = max(ticket.largest_batch, len(items))
-            ticket.remaining -= 1
-            if ticket.remaining == 0 and ticket.error is None:
-                ticket.done.set()
+        with self._delivery:
+            for item, output in zip(items, outputs, strict=True):
+                ticket = item.ticket
+                ticket.results[item.index] = output
+                ticket.largest_batch = max(ticket.largest_batch, len(items))
+                ticket.remaining -= 1
+                if ticket.remaining == 0 and ticket.error is None:
+                    ticket.done.set()

@@ -24,6 +24,7 @@ from textclf.serving.health import RUN_DIR_ENV, WorkerGroup
 from textclf.serving.settings import (
     GRACEFUL_TIMEOUT_S,
     KEEPALIVE_S,
+    RUNNERS_ENV,
     cpu_count,
     cpu_workers_memory_allows,
     load_settings,
@@ -116,10 +117,11 @@ def on_starting(server) -> None:
     devices = ", ".join(_plan.devices) if _plan.on_gpu else "none (CPU)"
     log.info("model directory %s", _model_dir)
     log.info(
-        "process plan: %d workers x %d request threads, %d torch threads each, %d CPU cores, GPUs: %s; memory "
-        "for %s CPU workers",
+        "process plan: %d workers x %d request threads and %d runner threads of %d torch threads, %d CPU cores, "
+        "GPUs: %s; memory for %s CPU workers",
         _plan.workers,
         _settings.http_threads,
+        _plan.runners,
         _plan.torch_threads,
         _plan.cores,
         devices,
@@ -138,7 +140,7 @@ def on_starting(server) -> None:
         _env.default_accept or "auto",
         _env.log_level,
     )
-    knobs = _settings.describe() | {"torch_threads": _plan.torch_threads}
+    knobs = _settings.describe() | {"torch_threads": _plan.torch_threads, "runners": _plan.runners}
     log.info("settings: %s", " ".join(f"{k}={v}" for k, v in knobs.items()))
 
 
@@ -155,6 +157,7 @@ def post_fork(server, worker) -> None:
     # Before torch is imported (in the loader thread): its pools size themselves from these.
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(_plan.torch_threads)
+    os.environ[RUNNERS_ENV] = str(_plan.runners)
     if _libraries_in_master:  # torch's pools read those variables when the master imported it
         import torch
 

@@ -50,8 +50,8 @@ class ServingSettings:
         whole_number(auto="auto"), "auto: what the worker scores in half the time limit, measured at warm-up",
     )  # fmt: skip
     torch_threads: int | None = variable(
-        "TEXTCLF_TORCH_THREADS", None, "torch threads per worker", whole_number(auto="auto"),
-        "auto: cores / workers, at least 1",
+        "TEXTCLF_TORCH_THREADS", None, "torch threads per forward pass", whole_number(auto="auto"),
+        "auto: 1 on CPU (the cores go to runner threads instead); on a GPU, cores / workers",
     )  # fmt: skip
     http_threads: int = variable(
         "TEXTCLF_HTTP_THREADS", 64, "request threads per worker (gunicorn gthread)", whole_number(minimum=2)
@@ -130,18 +130,33 @@ def visible_gpu_ids(environ: Mapping[str, str] | None = None) -> list[str]:
     return [str(i) for i in range(gpu_count(environ))]
 
 
+# How many runner threads this worker starts: the process plan's, set by gunicorn's master for its workers; not a
+# knob. Absent (a process outside gunicorn, tests' apps): one.
+RUNNERS_ENV = "TEXTCLF_WORKER_RUNNERS"
+
+
+def worker_runners(environ: Mapping[str, str] | None = None) -> int:
+    environ = os.environ if environ is None else environ
+    return max(1, int(environ.get(RUNNERS_ENV) or 1))
+
+
 @dataclass(frozen=True)
 class ProcessPlan:
     workers: int
-    torch_threads: int
+    torch_threads: int  # per forward pass
     devices: tuple[str, ...]  # one CUDA device id per worker slot; empty on CPU
     cores: int
+    runners: int = 1  # threads per worker that run forward passes from its one queue of texts
 
     @property
     def on_gpu(self) -> bool:
         return bool(self.devices)
 
 
+# Runner threads one CPU worker holds at most. A worker's request threads (HTTP, JSON, tokenising: about 1 ms of
+# Python per request) and its runners' Python between forward passes share one interpreter lock; past a few
+# runners a second worker costs less than the lock. Measured up to 2 (2-core machines); 4 is a choice.
+MAX_CPU_RUNNERS = 4
 # What one more CPU worker holds beyond its model's weights: its own pages of the interpreter, the tokenizer and
 # activations (make bench: about 300 MB private for MiniLM with torch 2.14), with room to spare. The libraries
 # themselves are imported once, by gunicorn's master, and shared (predictor.import_model_code).
@@ -182,14 +197,19 @@ def cpu_workers_memory_allows(available: int | None, weights: int) -> int | None
 def plan_processes(
     env: ServingEnvironment, settings: ServingSettings, cores: int, gpus: list[str], memory_allows: int | None = None
 ) -> ProcessPlan:
-    """Workers and threads: on GPU one worker per device, each bound to its own; on CPU workers x threads <= cores.
+    """Workers, runner threads and torch threads: on GPU one worker per device, each bound to its own, one runner;
+    on CPU workers x runners x torch threads <= cores.
 
-    On CPU, one worker per core with one torch thread each, as many as `memory_allows` (each worker holds its own
-    copy of the model), the cores then shared out as threads. Measured on 2 cores (make bench): 2 workers x 1
-    thread answered 1.1x the requests/s of 1 worker x 2 threads, and 1.7x 1 worker x 1 thread; and torch threads
-    of one process wait for each other at every operation, spinning, so when anything else takes a core (another
-    tenant, a test run) 2 threads on 2 cores fell to 1.5 requests/s at concurrency 1 where one thread kept 59.
-    SAGEMAKER_MODEL_SERVER_WORKERS overrides either choice; TEXTCLF_TORCH_THREADS overrides the thread count.
+    On CPU, one runner thread per core, each running forward passes on one torch thread, grouped into as few
+    workers as hold them (MAX_CPU_RUNNERS each) and as many as fit in memory (each worker holds its own copy of
+    the model). The runners of a worker share its one queue of texts: measured on 2 cores (make bench, AMD EPYC,
+    float32), one worker with 2 runners held a higher arrival rate under 500 ms than 2 workers of one thread each,
+    whose queues were apart. A traced forward pass runs without Python's lock, so 2 runners of one process
+    answered 1.8-2.2x the texts of one. One torch thread per pass, not more: torch threads of one pass wait for
+    each other at every operation, spinning, so when anything else takes a core (another tenant, a test run) 2
+    threads on 2 cores fell to 1.5 requests/s at concurrency 1 where one thread kept 59.
+    SAGEMAKER_MODEL_SERVER_WORKERS overrides the worker count (the cores then shared out as runners);
+    TEXTCLF_TORCH_THREADS the threads per pass (fewer runners then).
     """
     use_gpu = settings.device != "cpu" and bool(gpus)
     if settings.device == "cuda" and not gpus:
@@ -206,6 +226,7 @@ def plan_processes(
         devices = tuple(gpus[i % len(gpus)] for i in range(workers))
         threads = settings.torch_threads or max(1, cores // workers)
         return ProcessPlan(workers, threads, devices, cores)
-    workers = env.workers or min(cores, memory_allows or cores)
-    threads = settings.torch_threads or max(1, cores // workers)
-    return ProcessPlan(workers, threads, (), cores)
+    threads = settings.torch_threads or 1
+    slots = max(1, cores // threads)  # forward passes the cores run at once
+    workers = env.workers or min(-(-slots // MAX_CPU_RUNNERS), memory_allows or slots)
+    return ProcessPlan(workers, threads, (), cores, runners=max(1, slots // workers))
