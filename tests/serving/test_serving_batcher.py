@@ -124,8 +124,8 @@ def test_direct_runner_batches_one_request_alone():
     assert runner.stats.snapshot()["batches"] == 2
 
 
-def test_runners_share_one_queue_so_a_long_pass_holds_up_only_its_own_texts():
-    # One runner is held inside a long text's pass; a short text that arrives meanwhile is answered by the other.
+def _long_pass_in_flight(runners: int):
+    """A batcher with one runner held inside a long text's pass until the returned gate is set."""
     gate = threading.Event()
 
     def model(payloads: list) -> list:
@@ -133,9 +133,15 @@ def test_runners_share_one_queue_so_a_long_pass_holds_up_only_its_own_texts():
             gate.wait(10)
         return payloads
 
-    batcher = MicroBatcher(model, max_batch_size=8, max_delay_s=0, runners=2)
+    batcher = MicroBatcher(model, max_batch_size=8, max_delay_s=0, runners=runners)
     long_request = ThreadPoolExecutor(1).submit(batcher.predict, ["long"], [120], 15)
     time.sleep(0.1)
+    return batcher, gate, long_request
+
+
+def test_runners_share_one_queue_so_a_long_pass_holds_up_only_its_own_texts():
+    # A short text that arrives while one runner is inside a long pass is answered by the other.
+    batcher, gate, long_request = _long_pass_in_flight(runners=2)
     assert batcher.predict(["short"], [8], timeout=2)[0] == ["short"]
     assert not long_request.done()
     gate.set()
@@ -144,16 +150,7 @@ def test_runners_share_one_queue_so_a_long_pass_holds_up_only_its_own_texts():
 
 def test_one_runner_keeps_its_queue_in_order():
     # The contrast to the test above: with one runner the short text waits for the long pass (and here times out).
-    gate = threading.Event()
-
-    def model(payloads: list) -> list:
-        if "long" in payloads:
-            gate.wait(10)
-        return payloads
-
-    batcher = MicroBatcher(model, max_batch_size=8, max_delay_s=0, runners=1)
-    long_request = ThreadPoolExecutor(1).submit(batcher.predict, ["long"], [120], 15)
-    time.sleep(0.1)
+    batcher, gate, long_request = _long_pass_in_flight(runners=1)
     with pytest.raises(InferenceTimeout):
         batcher.predict(["short"], [8], timeout=0.5)
     gate.set()
