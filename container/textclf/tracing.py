@@ -37,7 +37,8 @@ ROUNDING_UNITS = 4
 
 
 def tolerance(dtype: torch.dtype) -> float:
-    return max(TRACE_TOLERANCE, ROUNDING_UNITS * torch.finfo(dtype).eps) if dtype.is_floating_point else TRACE_TOLERANCE
+    """For logits of `dtype` (always floating point: an int8 model computes float32 logits)."""
+    return max(TRACE_TOLERANCE, ROUNDING_UNITS * torch.finfo(dtype).eps)
 
 
 class _Positional(torch.nn.Module):
@@ -91,8 +92,11 @@ def trace_forward(
                     expected.float(), got.float(), rtol=allowed, atol=allowed
                 ):
                     shape = "x".join(map(str, probe["input_ids"].shape))
-                    gap = (expected.float() - got.float()).abs().max().item() if expected.shape == got.shape else None
-                    raise ValueError(f"its logits differ from the model's on a batch of {shape} tokens (by {gap})")
+                    if expected.shape == got.shape:
+                        how = f"by {(expected.float() - got.float()).abs().max().item():.3g}"
+                    else:
+                        how = f"shape {tuple(got.shape)} for {tuple(expected.shape)}"
+                    raise ValueError(f"its logits differ from the model's on a batch of {shape} tokens ({how})")
     except Exception as exc:  # noqa: BLE001 - an optimisation: the model itself still answers
         log.warning("trace: the forward pass runs as loaded (Python per layer); the traced graph failed: %s", exc)
         return None
