@@ -57,7 +57,8 @@ class _Item:
 # mixes 10- and 120-token quotations, and one long text had made every short one in its batch pay for its length.
 # Not derived per machine: on an AMD EPYC with AVX512-BF16 a bare pass's fixed part is worth only 17 tokens (2.2 ms,
 # 0.128 ms per token, one thread), yet splitting at 17 or 30 held no higher arrival rate than 64 (open loop at
-# 160-230 requests/s, interleaved): inside the server a pass costs more than the bare forward pass.
+# 160-230 requests/s, interleaved). Likely because a bare pass understates one in the server, where collating and
+# the Python around each pass share the cores with the request threads (not measured apart).
 SPLIT_PADDING_TOKENS = 64
 
 
