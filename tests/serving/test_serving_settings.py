@@ -181,3 +181,8 @@ def test_a_default_server_runs_a_runner_per_core_in_the_precision_this_cpu_compu
     # torch is imported once, by the master, before the workers exist: each still runs the plan's thread count
     assert log.count(f"{threads} torch threads, pid") == workers, log[-2000:]
     assert log.count(f"tokens per request, {runners} runner threads") == workers, log[-2000:]
+    # Where auto falls back to float32, each worker says what int8 would offer and how to check it for this model
+    # (bert_model_dir was trained without evaluate_int8); where bfloat16 is native there is nothing to advise.
+    advice = "precision: float32, as TEXTCLF_DTYPE=auto chooses on a CPU without bfloat16 instructions"
+    assert log.count(advice) == (0 if cpu_computes_bf16() else workers), log[-2000:]
+    assert cpu_computes_bf16() or "train with evaluate_int8=true" in log

@@ -12,6 +12,8 @@ from safetensors import safe_open
 from sample_data import make_rows
 from textclf.cpu_kernels import quantize_linear_layers
 from textclf.modeling import forward_logits, load_classifier, load_tokenizer
+from textclf.serving.modelinfo import describe_model
+from textclf.serving.predictor import float32_advice
 from tiny_models import TINY_HYPERPARAMETERS
 
 
@@ -71,6 +73,11 @@ def test_int8_scores_are_those_of_the_written_model_quantised(tmp_path, tiny_ber
         assert {weights.get_slice(name).get_dtype() for name in weights.keys()} == {"F32"}
     recorded = json.loads((model_dir / "textclf.json").read_text())["metrics"]
     assert recorded["validation_int8"] == int8
+    # What `serve` says at load where TEXTCLF_DTYPE=auto serves float32 (a CPU without bf16 instructions) quotes
+    # these scores, read back from the model directory as the server reads it.
+    advice = float32_advice(describe_model(model_dir).metrics)
+    assert f"in int8 this model kept {int8['labels_kept']:.1%} of its validation labels" in advice, advice
+    assert f"accuracy {int8['accuracy']:.3f} against {metrics['validation']['accuracy']:.3f}" in advice, advice
 
 
 def test_multi_label_int8_compares_whole_label_sets(tmp_path, tiny_bert_base):
@@ -90,6 +97,8 @@ def test_without_the_hyperparameter_no_int8_scores(tmp_path, tiny_bert_base):
     base, log = _train(tmp_path, tiny_bert_base, make_rows(200), make_rows(40, seed=7), evaluate_int8="false")
     metrics = json.loads((base / "output" / "data" / "metrics.json").read_text())
     assert "validation_int8" not in metrics and "validation_int8" not in log
+    advice = float32_advice(describe_model(base / "model").metrics)
+    assert "train with evaluate_int8=true to see how many of this model's labels int8 keeps" in advice, advice
 
 
 def test_without_validation_texts_the_job_says_int8_was_not_scored(tmp_path, tiny_bert_base):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..artifact import DEFAULT_THRESHOLD, METADATA_FILE, ModelMetadata, find_model_dir
@@ -31,6 +31,7 @@ class ModelInfo:
     text_pair: bool
     model_type: str
     long_text: LongTextPolicy = TRUNCATE  # how texts over max_length are read: as the model was trained
+    metrics: dict = field(default_factory=dict)  # the scores `train` recorded (validation, validation_int8, ...)
 
 
 def _read_json(path: Path) -> dict:
@@ -87,6 +88,7 @@ def describe_model(root: Path) -> ModelInfo:
                 "Serve the model with the image version that trained it, or a newer one.",
             )
         long_text = LongTextPolicy(meta.long_text, meta.chunk_stride, meta.max_chunks)
+        metrics = meta.metrics if isinstance(meta.metrics, dict) else {}
     else:
         long_text = TRUNCATE
         tokenizer_config = model_dir / "tokenizer_config.json"
@@ -94,6 +96,7 @@ def describe_model(root: Path) -> ModelInfo:
         max_length = int(limit) if isinstance(limit, (int, float)) and limit < 1e6 else int(positions)
         multi_label = config.get("problem_type") == "multi_label_classification"
         threshold, text_pair = DEFAULT_THRESHOLD, False
+        metrics = {}
     if not labels:
         raise UserError(f"{model_dir / 'config.json'} names no labels (id2label).", "Serve a classifier from `train`.")
     # Positions past the model's table do not exist (BERT has an absolute one, GPT-2 too): never exceed them.
@@ -107,4 +110,5 @@ def describe_model(root: Path) -> ModelInfo:
         text_pair,
         str(config.get("model_type", "")),
         long_text,
+        metrics,
     )

@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -73,6 +73,24 @@ def _pick_dtype(setting: str, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if auto_bf16(device) else torch.float32  # the same rule as training's precision=auto
 
 
+def float32_advice(metrics: Mapping) -> str:
+    """Said at load when `auto` serves float32 on CPU, that is on a CPU without bf16 instructions: the faster
+    choice there is int8, opt-in because labels may change, with this model's own int8 scores where its training
+    job recorded them (evaluate_int8=true)."""
+    said = (
+        "float32, as TEXTCLF_DTYPE=auto chooses on a CPU without bfloat16 instructions; TEXTCLF_DTYPE=int8 answers "
+        "faster on such a CPU but may change labels (README: int8)"
+    )
+    int8, as_trained = metrics.get("validation_int8"), metrics.get("validation")
+    if not (isinstance(int8, dict) and isinstance(int8.get("labels_kept"), (int, float))):
+        return f"{said}; train with evaluate_int8=true to see how many of this model's labels int8 keeps"
+    said += f"; in int8 this model kept {int8['labels_kept']:.1%} of its validation labels"
+    accuracies = [scores.get("accuracy") for scores in (int8, as_trained if isinstance(as_trained, dict) else {})]
+    if all(isinstance(value, (int, float)) for value in accuracies):
+        said += f", accuracy {accuracies[0]:.3f} against {accuracies[1]:.3f}"
+    return said
+
+
 class Predictor:
     def __init__(self, info: ModelInfo, settings: ServingSettings) -> None:
         self.info = info
@@ -88,6 +106,8 @@ class Predictor:
         self.precision = "int8" if settings.dtype == "int8" else str(self.dtype).replace("torch.", "")
         if settings.dtype == "int8":
             self.model = quantize_linear_layers(self.model)
+        if self.device.type == "cpu" and settings.dtype == "auto" and self.dtype == torch.float32:
+            log.info("precision: %s", float32_advice(info.metrics))
         self.pad_id = self.tokenizer.pad_token_id or 0
         self.policy = info.long_text
         self.framing = Framing.of(self.tokenizer)
