@@ -85,9 +85,10 @@ def float32_advice(metrics: Mapping) -> str:
     if not (isinstance(int8, dict) and isinstance(int8.get("labels_kept"), (int, float))):
         return f"{said}; train with evaluate_int8=true to see how many of this model's labels int8 keeps"
     said += f"; in int8 this model kept {int8['labels_kept']:.1%} of its validation labels"
-    accuracies = [scores.get("accuracy") for scores in (int8, as_trained if isinstance(as_trained, dict) else {})]
-    if all(isinstance(value, (int, float)) for value in accuracies):
-        said += f", accuracy {accuracies[0]:.3f} against {accuracies[1]:.3f}"
+    int8_accuracy = int8.get("accuracy")
+    accuracy = as_trained.get("accuracy") if isinstance(as_trained, dict) else None
+    if isinstance(int8_accuracy, (int, float)) and isinstance(accuracy, (int, float)):
+        said += f", accuracy {int8_accuracy:.3f} against {accuracy:.3f}"
     return said
 
 
