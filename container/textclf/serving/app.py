@@ -91,7 +91,8 @@ def load_builtin(env: ServingEnvironment, settings: ServingSettings) -> Inferenc
     limits = request_limits(env, settings, tokens_per_second)
     # torch, transformers and the model leave millions of long-lived objects behind. Every full collection would
     # walk them all while holding the GIL: stalls of ~150 ms that showed as p99 = 7x p50 under load (make bench).
-    # Frozen, they are out of the collector's reach; what requests allocate is still collected as usual.
+    # Frozen, they are out of the collector's reach; what requests allocate is still collected as usual. On CPU the
+    # master froze what it imported before the fork (gunicorn_conf), so this collection walks the worker's own.
     gc.collect()
     gc.freeze()
     log.info(
